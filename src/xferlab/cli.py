@@ -1,0 +1,152 @@
+"""``xferlab <command>``: the only place that parses arguments.
+
+Each handler is a thin call into the library. Problems with the user's input arrive as
+``UserError`` and leave as one line on stderr with exit status 2. Heavy packages
+(TensorFlow, PyTorch, MLflow) are imported inside handlers, never at module level, so
+``--help`` and ``--dry-run`` stay instant.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from typing import Callable, Sequence
+
+from xferlab import __version__
+from xferlab.errors import UserError
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run every instance of an experiment spec as an MLflow run",
+                       description="Run every instance (grid cell x seed) of a spec; finished "
+                       "instances with the same spec hash are skipped.")
+    p.add_argument("spec", help="path of a YAML spec, e.g. experiments/smoke/v2s.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--only", metavar="GLOB", help="run only instances whose cell matches the glob")
+    p.add_argument("--dry-run", action="store_true", help="print the instances and their hashes; run nothing")
+    p.add_argument("--force", action="store_true", help="re-run instances that already finished")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failing instance")
+    p.set_defaults(handler=cmd_run)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect datasets and generate the synthetic speech corpus")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="{show,synth}")
+    show = dsub.add_parser("show", help="print sizes, length and class counts of a dataset")
+    show.add_argument("name", help="registered dataset name, e.g. ucr/Coffee")
+    show.add_argument("--ucr-dir", help="local UCR archive folder (default: $XFERLAB_UCR_DIR, then bundled sets)")
+    show.set_defaults(handler=cmd_data_show)
+    synth = dsub.add_parser("synth", help="generate (or reuse) the synthetic TTS speech corpus")
+    synth.add_argument("--profile", choices=["tiny", "small", "full"], default="small")
+    synth.add_argument("--out", help="output folder (default: the cache, .xferlab-cache/synth/...)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synth.set_defaults(handler=cmd_data_synth)
+
+
+def _add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered datasets, models, tables or kinds")
+    p.add_argument("what", choices=["datasets", "models", "tables", "kinds"])
+    p.add_argument("pattern", nargs="?", default="*", help="glob, e.g. 'ucr/*'")
+    p.set_defaults(handler=cmd_list)
+
+
+def _add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="maintain the tracking store")
+    rsub = p.add_subparsers(dest="runs_command", required=True, metavar="{reap}")
+    reap = rsub.add_parser("reap", help="mark runs left RUNNING by a killed process as FAILED")
+    reap.add_argument("--grace", type=float, default=3600.0,
+                      help="seconds after which a RUNNING run of another host counts as dead (default 3600)")
+    reap.set_defaults(handler=cmd_runs_reap)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xferlab", description="Run, track, tune and report "
+                                     "transfer experiments on audio models (Voice2Series, anti-transfer).")
+    parser.add_argument("--version", action="version", version=f"xferlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_run, _add_data, _add_list, _add_runs):
+        add(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from xferlab.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    instances = [i for i in spec.instances if not args.only or fnmatch.fnmatch(i.cell, args.only)]
+    if not instances:
+        raise UserError(f"--only {args.only!r} matches no cell of {spec.name}: run with --dry-run to see the cells")
+    from xferlab.catalog import check_instances
+
+    check_instances(instances)
+    if args.dry_run:
+        print(f"{spec.name}: {len(instances)} instance(s) of kind {spec.kind}")
+        for n, inst in enumerate(instances, 1):
+            print(f"{n:4d}  {inst.hash}  seed={inst.seed:<3d} {inst.cell}")
+        return 0
+    from xferlab.runner import run_instances
+
+    return run_instances(instances, force=args.force, workers=args.workers, fail_fast=args.fail_fast)
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from xferlab.catalog import describe_dataset
+
+    print(describe_dataset(args.name, ucr_dir=args.ucr_dir))
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xferlab.data.speech_synth import generate_corpus
+
+    corpus = generate_corpus(args.profile, out=Path(args.out) if args.out else None,
+                             seed=args.seed, workers=args.workers)
+    m = corpus.manifest
+    print(f"{len(m)} clips, {m['word'].nunique()} words, {m['speaker'].nunique()} speakers, "
+          f"{m['style'].nunique()} styles -> {corpus.root}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from xferlab import catalog, registry
+
+    catalog.load()
+    reg = {"datasets": registry.DATASETS, "models": registry.MODELS,
+           "tables": registry.TABLES, "kinds": registry.KINDS}[args.what]
+    for name in reg.names(args.pattern):
+        print(f"{name:32s} {reg.help(name)}".rstrip())
+    return 0
+
+
+def cmd_runs_reap(args: argparse.Namespace) -> int:
+    from xferlab.tracking import ensure_store, reap
+
+    ensure_store()
+    reaped = reap(grace_seconds=args.grace)
+    print(f"marked {len(reaped)} run(s) FAILED" + (": " + ", ".join(reaped) if reaped else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"xferlab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("xferlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Run instances as MLflow runs: dedup, failure isolation, parallel workers, a summary.
+
+The runner sits at the tracking layer: it asks :mod:`xferlab.tracking` whether an
+instance already finished, opens one run per instance and hands it to the kind's job
+(``KINDS``), which trains through callbacks. One failing instance is recorded FAILED
+(with its traceback) and the others go on, unless ``fail_fast``.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from xferlab.errors import UserError
+from xferlab.spec import Instance
+
+SUMMARY_METRICS = ("test_accuracy", "val_accuracy", "best_epoch")
+
+
+@dataclass
+class Outcome:
+    """What happened to one instance."""
+
+    instance: Instance
+    status: str  # FINISHED | FAILED | KILLED | SKIPPED
+    run_id: str = ""
+    seconds: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    user_error: bool = False
+
+
+def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "final") -> Outcome:
+    """Run one instance inside its own MLflow run; never raises for a training failure."""
+    from xferlab.catalog import KINDS
+    from xferlab.tracking import start_instance_run
+
+    start = time.monotonic()
+    run_id = ""
+    try:
+        with start_instance_run(instance, role=role, parent_run_id=parent_run_id) as run:
+            run_id = run.run_id
+            metrics = KINDS.get(instance.kind)(instance, run) or {}
+        return Outcome(instance, "FINISHED", run_id, time.monotonic() - start, dict(metrics))
+    except UserError as exc:
+        return Outcome(instance, "FAILED", run_id, time.monotonic() - start, error=str(exc), user_error=True)
+    except Exception as exc:  # noqa: BLE001 - recorded on the run, reported in the summary
+        return Outcome(instance, "FAILED", run_id, time.monotonic() - start, error=f"{type(exc).__name__}: {exc}")
+
+
+def _worker_init() -> None:
+    from xferlab.tracking import handle_sigterm
+
+    handle_sigterm()
+
+
+def plan(instances: Iterable[Instance], force: bool) -> tuple[list[Instance], list[Outcome]]:
+    """Split instances into those to run and those already FINISHED (skipped)."""
+    from xferlab.tracking import find_finished
+
+    todo, skipped = [], []
+    for inst in instances:
+        done = None if force else find_finished(inst.hash)
+        if done:
+            skipped.append(Outcome(inst, "SKIPPED", done))
+        else:
+            todo.append(inst)
+    return todo, skipped
+
+
+def run_instances(instances: list[Instance], force: bool = False, workers: int = 1,
+                  fail_fast: bool = False) -> int:
+    """Run what is not done yet; print a summary; exit status 0 only if all succeeded."""
+    from xferlab.tracking import ensure_store, handle_sigterm
+
+    uri = ensure_store()  # create the schema once, before any worker starts
+    handle_sigterm()
+    todo, outcomes = plan(instances, force)
+    print(f"{len(instances)} instance(s): {len(outcomes)} already finished, {len(todo)} to run  [{uri}]")
+    if workers > 1 and len(todo) > 1:
+        outcomes += _run_parallel(todo, workers, fail_fast)
+    else:
+        for n, inst in enumerate(todo, 1):
+            print(f"[{n}/{len(todo)}] {inst.spec_name} {inst.cell} seed={inst.seed}", flush=True)
+            outcomes.append(_report(run_one(inst)))
+            if fail_fast and outcomes[-1].status != "FINISHED":
+                break
+    print_summary(outcomes)
+    return exit_status(outcomes)
+
+
+def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool) -> list[Outcome]:
+    ctx = multiprocessing.get_context("spawn")  # no TF/torch state is inherited by forking
+    results: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        futures = [pool.submit(run_one, inst) for inst in todo]
+        for future in as_completed(futures):
+            results.append(_report(future.result()))
+            if fail_fast and results[-1].status != "FINISHED":
+                for other in futures:
+                    other.cancel()
+                break
+    return results
+
+
+def _report(outcome: Outcome) -> Outcome:
+    inst = outcome.instance
+    line = f"  -> {outcome.status} {inst.cell} seed={inst.seed} in {outcome.seconds:.1f}s"
+    if outcome.error:
+        line += f": {outcome.error}"
+    print(line, flush=True)
+    return outcome
+
+
+def print_summary(outcomes: list[Outcome]) -> None:
+    """One line per instance: status, the headline metrics and the run id."""
+    if not outcomes:
+        return
+    width = max(len(o.instance.cell) for o in outcomes)
+    print(f"\n{'status':9s} {'cell':{width}s} {'seed':>4s} " + " ".join(f"{m:>13s}" for m in SUMMARY_METRICS)
+          + "  run_id")
+    for o in outcomes:
+        values = " ".join(f"{_fmt(o.metrics.get(m)):>13s}" for m in SUMMARY_METRICS)
+        print(f"{o.status:9s} {o.instance.cell:{width}s} {o.instance.seed:>4d} {values}  {o.run_id}")
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    print(", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def exit_status(outcomes: list[Outcome]) -> int:
+    """0 all good; 2 when every failure was a user error (fix the input); 1 otherwise."""
+    failed = [o for o in outcomes if o.status in ("FAILED", "KILLED")]
+    if not failed:
+        return 0
+    if all(o.user_error for o in failed):
+        for message in dict.fromkeys(o.error for o in failed):
+            print(f"xferlab: error: {message}", file=sys.stderr, flush=True)
+        return 2
+    return 1
