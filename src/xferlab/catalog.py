@@ -33,14 +33,9 @@ def check_dataset(name: str, data: Mapping[str, Any]) -> None:
     if name not in DATASETS:
         raise UserError(DATASETS.unknown_message(name))
     if name.startswith("ucr/"):
-        from xferlab.data.ucr import ucr_available
+        from xferlab.data.ucr import check_ucr
 
-        if not ucr_available(name, data.get("ucr_dir")):
-            from xferlab.data.ucr import bundled_names
-
-            raise UserError(f"UCR dataset {name!r} is not bundled (bundled: {', '.join(bundled_names())}) "
-                            "and no local copy was found: set XFERLAB_UCR_DIR or --set data.ucr_dir=DIR "
-                            "to the UCR archive folder")
+        check_ucr(name, data.get("ucr_dir"))
 
 
 def check_instances(instances: Iterable[Instance]) -> None:

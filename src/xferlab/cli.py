@@ -23,6 +23,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="path of a YAML spec, e.g. experiments/smoke/v2s.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec key, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--overrides", dest="overrides_str", default="", metavar="'K=V;K=V'",
+                   help="several overrides in one string, separated by ';' (used by MLproject entry points)")
     p.add_argument("--only", metavar="GLOB", help="run only instances whose cell matches the glob")
     p.add_argument("--dry-run", action="store_true", help="print the instances and their hashes; run nothing")
     p.add_argument("--force", action="store_true", help="re-run instances that already finished")
@@ -78,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from xferlab.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)
+    overrides = args.overrides + [o.strip() for o in args.overrides_str.split(";") if o.strip()]
+    spec = load_spec(args.spec, overrides)
     instances = [i for i in spec.instances if not args.only or fnmatch.fnmatch(i.cell, args.only)]
     if not instances:
         raise UserError(f"--only {args.only!r} matches no cell of {spec.name}: run with --dry-run to see the cells")
