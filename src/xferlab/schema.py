@@ -99,7 +99,7 @@ class AT:
     beta: float = 1.0
     aggregation: Literal["none", "mean", "sum", "max", "product", "gram", "pairwise",
                          "stochastic_pairwise"] = "gram"
-    distance: Literal["squared_cosine", "neg_sigmoid_mse"] = "squared_cosine"
+    distance: Literal["cos_squared", "mse_sigmoid"] = "cos_squared"
     gram: Literal["batch", "sample"] = "batch"
 
 

@@ -1,0 +1,128 @@
+"""VGG16 (no batch norm) for one-channel spectrograms, with a width multiplier.
+
+Why our own class rather than torchvision: torchvision is not a dependency, and we need
+a width option to train on CPU. The module layout and parameter names are kept identical
+to torchvision's ``vgg16`` (``features.<i>``, ``classifier.<i>``) so that:
+
+- the conv indices into ``features`` are [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
+  exactly the original's AT index list (the "paper" tap mode depends on it);
+- state dicts of width 1.0 have the same keys and shapes as the original's models
+  (first conv with 1 input channel, last linear with ``n_classes`` outputs).
+
+Head: torchvision's ``AdaptiveAvgPool2d((7, 7))`` then Linear(C5*49, H), ReLU, Dropout,
+Linear(H, H), ReLU, Dropout, Linear(H, n_classes), with H = 4096 * width (C5 = 512 * width),
+i.e. the paper's head scaled with the width. Registered names (for the model registry):
+``vgg16`` (width 1, the paper), ``vgg16_w8`` (1/8), ``vgg16_w16`` (1/16) and
+``vgg16_tiny`` (1/32, for tests only).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from xferlab.errors import UserError
+
+# Output channels at width 1.0; "M" = 2x2 max pooling (torchvision's configuration "D").
+CFG_D: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                          512, 512, 512, "M", 512, 512, 512, "M"]
+CONV_INDICES: list[int] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # into features
+WIDTHS: dict[str, float] = {"vgg16": 1.0, "vgg16_w8": 1 / 8, "vgg16_w16": 1 / 16, "vgg16_tiny": 1 / 32}
+
+
+def scaled(n: int, width: float) -> int:
+    """Channels/units at ``width``; at least 1 so any width yields a valid network."""
+    return max(1, int(round(n * width)))
+
+
+class VGG16(nn.Module):
+    """VGG16 without batch norm: input (B, 1, T, F) -> logits (B, n_classes)."""
+
+    def __init__(self, n_classes: int, width: float = 1.0, in_channels: int = 1,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        if n_classes < 1 or width <= 0:
+            raise UserError(f"VGG16 needs n_classes >= 1 and width > 0 (got {n_classes}, {width})")
+        self.width = float(width)
+        self.n_classes = int(n_classes)
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for v in CFG_D:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                c_out = scaled(int(v), width)
+                layers += [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU()]
+                c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        hidden = scaled(4096, width)
+        self.classifier = nn.Sequential(
+            nn.Linear(c_in * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, n_classes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torchvision's VGG initialisation: Kaiming-normal convs, N(0, 0.01) linears."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:  # (B, T, F) -> (B, 1, T, F)
+            x = x.unsqueeze(1)
+        x = self.features(x)  # (B, C5, T/32, F/32)
+        x = self.avgpool(x)  # (B, C5, 7, 7)
+        return self.classifier(torch.flatten(x, 1))  # (B, n_classes)
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU: the same code runs on a laptop and a GPU node."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def width_of(name_or_width: str | float) -> float:
+    """Resolve a registered name (``vgg16_w8``) or a number to a width multiplier."""
+    if isinstance(name_or_width, str):
+        if name_or_width in WIDTHS:
+            return WIDTHS[name_or_width]
+        try:
+            return float(name_or_width)
+        except ValueError:
+            raise UserError(f"unknown VGG variant {name_or_width!r}: use one of "
+                            f"{', '.join(WIDTHS)} or a width such as 0.125") from None
+    return float(name_or_width)
+
+
+def build_vgg(name_or_width: str | float = "vgg16", n_classes: int = 2, seed: int | None = None,
+              device: str | torch.device | None = None, **kwargs: Any) -> VGG16:
+    """Build a VGG16 by registered name or width; ``seed`` makes the initial weights
+    reproducible without touching the global RNG state (repetitions differ by seed)."""
+    width = width_of(name_or_width)
+    if seed is None:
+        model = VGG16(n_classes, width, **kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = VGG16(n_classes, width, **kwargs)
+    return model.to(device) if device is not None else model
+
+
+def _factory(name: str):
+    def make(n_classes: int = 2, seed: int | None = None, **kwargs: Any) -> VGG16:
+        return build_vgg(name, n_classes, seed=seed, **kwargs)
+    make.__name__ = name
+    make.__doc__ = f"Registered model {name!r}: VGG16 at width {WIDTHS[name]:g}."
+    return make
+
+
+vgg16 = _factory("vgg16")
+vgg16_w8 = _factory("vgg16_w8")
+vgg16_w16 = _factory("vgg16_w16")
+vgg16_tiny = _factory("vgg16_tiny")

@@ -1,0 +1,123 @@
+"""The training loop: frozen orthogonal model, init, early stopping, metrics, seeds."""
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from xferlab.at.config import ATConfig
+from xferlab.at.init import init_from_state
+from xferlab.at.train import train_at
+from xferlab.at.vgg import build_vgg
+from xferlab.errors import TrialPruned, UserError
+
+K = 3
+
+
+def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, K, (n,), generator=g)
+    x = torch.randn(n, 32, 33, generator=g) + y[:, None, None] * 0.5  # (N, T, F), learnable
+    return x, y
+
+
+def tiny(seed: int = 0):
+    return build_vgg("vgg16_tiny", K, seed=seed)
+
+
+def run(seed=0, model_seed=0, **kw):
+    kw.setdefault("epochs", 2)
+    kw.setdefault("lr", 1e-3)
+    return train_at(tiny(model_seed), data(24, 1), data(12, 2), data(12, 3), seed=seed,
+                    batch_size=8, device="cpu", **kw)
+
+
+def test_orthogonal_model_gets_no_gradient_and_never_changes():
+    orth = tiny(9)
+    before = {k: v.clone() for k, v in orth.state_dict().items()}
+    model = tiny(0)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    res = train_at(model, data(16, 1), data(8, 2), epochs=1, lr=1e-3, orth_model=orth,
+                   at_cfg={"layer": 4, "orthogonal": "ignored-here"}, device="cpu")
+    assert all(p.grad is None for p in orth.parameters())
+    assert all(torch.equal(before[k], v) for k, v in orth.state_dict().items())
+    assert not torch.equal(start["features.0.weight"], model.state_dict()["features.0.weight"])
+    assert res.history[0]["at_loss"] > 0 and res.metrics["val_at_loss"] > 0
+    assert res.metrics["val_loss"] == pytest.approx(res.metrics["val_ce_loss"] + res.metrics["val_at_loss"])
+
+
+def test_paper_index0_is_a_constant_term():
+    res = run(epochs=1, orth_model=tiny(9), at_cfg=ATConfig(layer=0, tap="paper", beta=2.0))
+    assert res.history[0]["at_loss"] == pytest.approx(2.0)  # input vs itself: |cos| = 1
+
+
+def test_init_from_state_really_loads():
+    src, dst = build_vgg("vgg16_tiny", 5, seed=1), tiny(0)
+    rep = init_from_state(dst, {"module." + k: v for k, v in src.state_dict().items()})
+    assert rep.loaded_features == 26 and rep.loaded == 26 + 4  # all but the last linear
+    assert set(rep.skipped) == {"classifier.6.weight", "classifier.6.bias"}
+    for k, v in dst.state_dict().items():
+        if not k.startswith("classifier.6"):
+            assert torch.equal(v, src.state_dict()[k]), k
+    assert init_from_state(tiny(2), tiny(3)).loaded == 32  # a module is accepted too
+
+
+def test_init_from_mismatched_state_is_an_error():
+    with pytest.raises(UserError, match="feature extractor"):
+        init_from_state(tiny(0), build_vgg("vgg16_w16", K).state_dict())  # other width
+    renamed = {"net." + k: v for k, v in tiny(1).state_dict().items()}
+    with pytest.raises(UserError):
+        init_from_state(tiny(0), renamed)  # the original's silent no-op
+    with pytest.raises(UserError, match="no tensor"):
+        init_from_state(tiny(0), renamed, strict_features=False)
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_early_stopping_after_exactly_patience_epochs(patience):
+    seen = []
+    res = run(lr=0.0, epochs=10, patience=patience, on_epoch=lambda e, m: seen.append((e, m)))
+    # lr 0: the validation loss never improves after epoch 1
+    assert res.epochs_run == 1 + patience and res.stopped_early and res.best_epoch == 1
+    assert [e for e, _ in seen] == list(range(1, patience + 2))
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "at_loss", "val_at_loss"} <= set(seen[0][1])
+    full = run(lr=0.0, epochs=3, patience=None)
+    assert full.epochs_run == 3 and not full.stopped_early
+
+
+def test_final_metrics_are_over_the_whole_split(tmp_path):
+    ckpt = tmp_path / "best.pt"
+    res = run(epochs=2, checkpoint_path=str(ckpt))
+    x, y = data(12, 3)
+    res.model.eval()
+    with torch.no_grad():
+        pred = res.model(x).argmax(1).numpy()
+    yt = y.numpy()
+    np.testing.assert_array_equal(res.predictions["test"][1], pred)
+    m = res.metrics
+    assert m["test_accuracy"] == pytest.approx(accuracy_score(yt, pred))
+    assert m["test_f1_macro"] == pytest.approx(f1_score(yt, pred, average="macro", zero_division=0))
+    assert m["test_precision_macro"] == pytest.approx(precision_score(yt, pred, average="macro", zero_division=0))
+    assert m["test_recall_macro"] == pytest.approx(recall_score(yt, pred, average="macro", zero_division=0))
+    best = torch.load(ckpt, weights_only=True)
+    assert all(torch.equal(best[k], v) for k, v in res.model.state_dict().items())
+    assert m["val_loss"] == pytest.approx(res.history[res.best_epoch - 1]["val_loss"], rel=1e-5)
+
+
+def test_seeds_reproduce_and_differ():
+    a, b, c = run(seed=0), run(seed=0), run(seed=1)
+    assert a.history == b.history
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.history[0]["train_loss"] != c.history[0]["train_loss"]  # shuffle and dropout differ
+
+
+def test_errors_and_pruning_propagate():
+    with pytest.raises(UserError, match="orthogonal"):
+        run(at_cfg={"layer": 2})
+    with pytest.raises(UserError, match="unknown at"):
+        run(orth_model=tiny(1), at_cfg={"layer": 2, "lyr": 3})
+
+    def prune(epoch, metrics):
+        raise TrialPruned()
+
+    with pytest.raises(TrialPruned):
+        run(on_epoch=prune)
+    assert run(epochs=1, at_cfg={"enabled": False}).history[0]["at_loss"] == 0.0
