@@ -7,6 +7,7 @@ the full name first.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Mapping
 
 from xferlab.errors import UserError
@@ -22,6 +23,27 @@ def _load_ucr(name: str, data: Mapping[str, Any]) -> Any:
     from xferlab.data.ucr import load_ucr
 
     return load_ucr(name, data.get("ucr_dir"))
+
+
+def _synth_task(name: str, data: Mapping[str, Any]) -> Any:
+    from xferlab.data.tasks import load_task
+
+    return load_task(name, data)
+
+
+SYNTH_TASKS = {
+    "synth/words": "35 words + _silence_ + _unknown_, speaker-disjoint (V2S source task)",
+    "synth/speaker": "speaker identity, random split (orthogonal to style and words)",
+    "synth/style": "speaking style (emotion-like), speaker-disjoint, optional data.confound",
+    "synth/style_speakersplit": "speaking style, speaker-disjoint split (the paper's speaker-wise)",
+    "synth/style_random": "speaking style, random split",
+    "synth/digits": "ten digits, clean, speaker-disjoint",
+    "synth/digits_noisy": "ten digits mixed with noise at 20-40 dB SNR",
+    "synth/digits_verynoisy": "ten digits mixed with noise at 0-10 dB SNR",
+    "synth/noise_kind": "noise kind mixed into word clips (orthogonal to digits)",
+}
+for _name, _help in SYNTH_TASKS.items():
+    DATASETS.register(_name, functools.partial(_synth_task, _name), help=f"synthetic TTS corpus: {_help}")
 
 
 def load() -> None:
@@ -55,3 +77,19 @@ def describe_dataset(name: str, ucr_dir: str | None = None) -> str:
     data = {"ucr_dir": ucr_dir}
     check_dataset(name, data)
     return DATASETS.create(name, data).describe()
+
+
+# --- models (architectures; trained models live in the MLflow Model Registry) ----------
+for _arch, _help in {"attrnn": "V2S_a attention RNN (~0.2M)", "attrnn_unet": "V2S_u U-Net front (~0.3M)",
+                     "tcn": "temporal convolutional network (Table 4 ablation)"}.items():
+    MODELS.register(_arch, f"xferlab.v2s.models:{_arch}", help=f"V2S source AM: {_help}")
+    MODELS.register(f"{_arch}_tiny", f"xferlab.v2s.models:{_arch}_tiny", help=f"tiny {_arch} for tests")
+for _arch, _help in {"vgg16": "width 1 (the paper)", "vgg16_w8": "width 1/8 (CPU)",
+                     "vgg16_w16": "width 1/16 (CPU)", "vgg16_tiny": "tiny, for tests"}.items():
+    MODELS.register(_arch, f"xferlab.at.vgg:{_arch}", help=f"anti-transfer VGG16 without BN, {_help}")
+
+# --- experiment kinds -------------------------------------------------------------------
+KINDS.register("v2s", "xferlab.jobs.v2s:run", help="Voice2Series reprogramming (or TF_a) on a UCR set")
+KINDS.register("at", "xferlab.jobs.at:run", help="VGG16 on spectrograms: baseline, weight-init or anti-transfer")
+KINDS.register("pretrain_at", "xferlab.jobs.at:run", help="train and register an orthogonal VGG16")
+KINDS.register("pretrain_v2s", "xferlab.jobs.pretrain_v2s:run", help="train and register a V2S source AM")

@@ -46,6 +46,7 @@ class V2SModel:
     l2: float = 0.05
     mask: bool = False
     method: Literal["v2s", "tf_a"] = "v2s"
+    pretrain: Optional[str] = None  # spec to run first when `source` is not registered yet
 
 
 @dataclass
@@ -81,13 +82,8 @@ class PretrainTrain(Train):
 
 @dataclass
 class ATModel:
-    arch: str = "vgg16"
-    width: float = 0.125  # channel multiplier; 1.0 = the paper
-
-
-@dataclass
-class OrthoModel(ATModel):
-    register_as: str = ""
+    width: float = 0.125  # VGG16 channel multiplier; 1.0 = the paper
+    register_as: Optional[str] = None  # register the trained model (orthogonal / dual AT)
 
 
 @dataclass
@@ -101,6 +97,7 @@ class AT:
                          "stochastic_pairwise"] = "gram"
     distance: Literal["cos_squared", "mse_sigmoid"] = "cos_squared"
     gram: Literal["batch", "sample"] = "batch"
+    pretrain: Optional[str] = None  # spec to run first when `orthogonal` is not registered yet
 
 
 @dataclass
@@ -143,7 +140,7 @@ class ATSpec:
 @dataclass
 class PretrainATSpec:
     data: Data = field(default_factory=lambda: Data(dataset="synth/speaker"))
-    model: OrthoModel = field(default_factory=OrthoModel)
+    model: ATModel = field(default_factory=ATModel)
     train: ATTrain = field(default_factory=ATTrain)
 
 

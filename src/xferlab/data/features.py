@@ -97,7 +97,7 @@ def segment(wave: np.ndarray, seconds: float, sr: int = SAMPLE_RATE,
     segment, so that no clip disappears.
     """
     if seconds <= 0:
-        raise UserError(f"segment length {seconds} s must be positive: set data.seg_seconds > 0")
+        raise UserError(f"segment length {seconds} s must be positive: set data.segment_s > 0")
     wave = np.asarray(wave, dtype=np.float32).reshape(-1)
     if wave.size == 0:
         raise UserError("empty clip given to segment: drop zero-length files from the dataset")

@@ -1,0 +1,142 @@
+"""The ``at`` and ``pretrain_at`` kinds: VGG16 on spectrograms, with or without anti-transfer.
+
+``at`` trains on a target task, optionally initialised from a registered model
+(``init.from``, weight-init baseline and the first half of dual AT) and optionally pushed
+away from a registered orthogonal model (``at.enabled``). ``pretrain_at`` trains the
+orthogonal model itself and registers it. Both may register their result
+(``model.register_as``) so that later specs can start from it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xferlab.catalog import DATASETS
+from xferlab.jobs.common import ensure_pretrained, write_confusion
+from xferlab.spec import Instance
+
+HINT = "pretrain it with `xferlab run experiments/synth/orthogonal.yaml` (or the spec that registers it)"
+
+
+def spectrogram_splits(task: Any, seconds: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Clips -> non-overlapping segments -> paper spectrograms (T, 129), z-scored with the
+    training split's global mean and std."""
+    from xferlab.data.features import GlobalZScore, segment_clips, spectrogram
+
+    feats = {}
+    for split in task.x:
+        segs, y, _ = segment_clips(list(task.x[split]), task.y[split], seconds)
+        feats[split] = (spectrogram(segs).numpy(), y)  # (N, T, 129)
+    z = GlobalZScore.fit(feats["train"][0])
+    return {split: (z(x).numpy(), y) for split, (x, y) in feats.items()}
+
+
+def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
+    """A registered VGG16 (state dict + config, weights_only) with its lineage recorded."""
+    from xferlab import tracking
+    from xferlab.at.vgg import build_vgg
+
+    state, config, model_ref = tracking.load_torch_state(ref, hint=HINT)
+    tracking.record_lineage(run, model_ref, role=role)
+    model = build_vgg(config["width"], config["n_classes"], seed=seed)
+    model.load_state_dict(state)
+    return model
+
+
+def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any]:
+    """(trained model, orthogonal model or None), with init.from applied."""
+    from xferlab import tracking
+    from xferlab.at.init import init_from_state
+    from xferlab.at.vgg import build_vgg
+
+    model = build_vgg(instance.get("model.width"), n_classes, seed=instance.seed)
+    init_ref = instance.get("init.from")
+    if init_ref:
+        report = init_from_state(model, load_registered(init_ref, run, "init", instance.seed))
+        run.set_tags({"xferlab.init_loaded_tensors": report.loaded})
+    orth = None
+    if instance.get("at.enabled"):
+        if not instance.get("at.orthogonal"):
+            from xferlab.errors import UserError
+
+            raise UserError("at.enabled is true but at.orthogonal names no model: set at.orthogonal=<registered name>")
+        name, pretrain = instance.get("at.orthogonal"), instance.get("at.pretrain")
+        if pretrain and not name.startswith("models:/") and not tracking.model_exists(name):
+            ensure_pretrained(pretrain, instance, run.run_id)
+        orth = load_registered(name, run, "orthogonal", instance.seed)
+    return model, orth
+
+
+def run(instance: Instance, run: Any) -> dict[str, float]:
+    """Train (baseline / weight-init / AT), log per-epoch and final metrics and figures."""
+    from xferlab.at.train import train_at
+
+    task = DATASETS.create(instance.dataset, instance.config["data"])
+    data = spectrogram_splits(task, instance.get("data.segment_s"))
+    model, orth = build_models(instance, run, task.n_classes)
+    at_cfg = dict(instance.config["at"]) if instance.get("at.enabled") else None
+    t = instance.config["train"]
+    run.set_tags({"xferlab.condition": condition(instance), "xferlab.n_classes": task.n_classes})
+    result = train_at(model, data["train"], data["val"], data["test"], epochs=t["epochs"], lr=t["lr"],
+                      batch_size=t["batch_size"], patience=t["patience"], seed=instance.seed,
+                      orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch)
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    metrics["epochs_run"] = float(result.epochs_run)
+    run.log_metrics(metrics)
+    from sklearn.metrics import confusion_matrix
+
+    y_true, y_pred = result.predictions["test"]
+    write_confusion(confusion_matrix(y_true, y_pred, labels=range(task.n_classes)), task.classes,
+                    run.artifact_dir, f"{task.name}: test confusion")
+    plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task.name} ({condition(instance)})")
+    maybe_register(instance, run, result.model, task, metrics)
+    return metrics
+
+
+def condition(instance: Instance) -> str:
+    """baseline | weight_init | at | dual_at: what the report groups by."""
+    at, init = instance.get("at.enabled"), instance.get("init.from")
+    if at:
+        return "dual_at" if init else "at"
+    return "weight_init" if init else "baseline"
+
+
+def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics: dict[str, float]) -> None:
+    name = instance.get("model.register_as")
+    if instance.kind == "pretrain_at" and not name:
+        name = "ortho-" + instance.dataset.split("/")[-1]
+    if not name:
+        return
+    from xferlab import tracking
+
+    config = {"width": instance.get("model.width"), "n_classes": task.n_classes, "classes": task.classes,
+              "task": instance.dataset}
+    version = tracking.register_torch_state(model.state_dict(), config, name, run,
+                                            metric=metrics["val_accuracy"], metric_name="val_accuracy")
+    run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version})
+    print(f"  registered {name} version {version} (val accuracy {metrics['val_accuracy']:.4f})", flush=True)
+
+
+def plot_losses(history: list[dict[str, float]], path: Any, title: str) -> None:
+    """Loss through epochs (the paper's figure): CE and AT loss, train and validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, key, label in zip(axes, ("ce_loss", "at_loss", "accuracy"), ("cross-entropy", "AT loss", "accuracy")):
+        for split, style in (("train", "o-"), ("val", "s-")):
+            name = f"{split}_{key}" if key != "at_loss" or split == "val" else "at_loss"
+            if any(name in h for h in history):
+                ax.plot(epochs, [h.get(name, np.nan) for h in history], style, ms=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

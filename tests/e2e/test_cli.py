@@ -1,0 +1,83 @@
+"""The command line as a user meets it: help, dry runs, one-line errors with exit 2."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xferlab.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def xferlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xferlab", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def subcommands() -> list[list[str]]:
+    """Every (nested) subcommand of the parser, found by walking argparse's actions."""
+    found = []
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                for name, sub in action.choices.items():
+                    found.append(prefix + [name])
+                    walk(sub, prefix + [name])
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_help_lists_subcommands():
+    out = xferlab("--help")
+    assert out.returncode == 0
+    for command in ("run", "data", "list", "runs"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("command", subcommands(), ids=" ".join)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: xferlab" in capsys.readouterr().out
+
+
+def test_dry_run_imports_no_framework(tmp_path: Path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("kind: v2s\nseeds: [0, 1]\ngrid: {data.dataset: [ucr/Coffee, ucr/GunPoint]}\n")
+    code = ("import sys; from xferlab.cli import main; rc = main(['run', sys.argv[1], '--dry-run']); "
+            "bad = [m for m in ('tensorflow', 'torch', 'keras', 'mlflow', 'optuna') if m in sys.modules]; "
+            "print('IMPORTED', bad); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTED []" in out.stdout
+    assert "4 instance(s)" in out.stdout and out.stdout.count("data.dataset=ucr/") == 4
+
+
+@pytest.mark.parametrize("spec_text, args, message", [
+    (None, [], "does not exist"),
+    ("kind: v2s\ntrain: {epochs: [\n", [], "invalid YAML"),
+    ("kind: v2s\n", ["--set", "train.epoch=3"], "did you mean 'train.epochs'"),
+    ("kind: v2s\n", ["--set", "train.epochs=abc"], "expected int"),
+    ("kind: v2s\ndata: {dataset: nope/Coffee}\n", [], "unknown dataset 'nope/Coffee'"),
+    ("kind: v2s\ndata: {dataset: ucr/NoSuchSet}\n", [], "XFERLAB_UCR_DIR"),
+    ("kind: v2s\ndata: {dataset: ucr/Coffee, ucr_dir: /nonexistent/ucr}\n", [], "/nonexistent/ucr"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, spec_text, args, message):
+    spec = tmp_path / "bad.yaml"
+    if spec_text is not None:
+        spec.write_text(spec_text)
+    out = xferlab("run", str(spec), "--dry-run", *args, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xferlab: error: ") and message in lines[0]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_data_show_bundled_set():
+    out = xferlab("data", "show", "ucr/GunPoint")
+    assert out.returncode == 0
+    assert "train 50  test 150  length 150  classes 2" in out.stdout
