@@ -149,6 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xferlab: interrupted", file=sys.stderr)
         return 130
+    except BaseException as exc:
+        from xferlab.tracking.signals import Terminated
+
+        if isinstance(exc, Terminated):
+            print("xferlab: terminated (SIGTERM)", file=sys.stderr)
+            return exc.exit_code
+        raise
 
 
 if __name__ == "__main__":

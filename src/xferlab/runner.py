@@ -59,16 +59,12 @@ def _worker_init() -> None:
 
 def plan(instances: Iterable[Instance], force: bool) -> tuple[list[Instance], list[Outcome]]:
     """Split instances into those to run and those already FINISHED (skipped)."""
-    from xferlab.tracking import find_finished
+    from xferlab.tracking import finished_runs
 
-    todo, skipped = [], []
-    for inst in instances:
-        done = None if force else find_finished(inst.hash)
-        if done:
-            skipped.append(Outcome(inst, "SKIPPED", done))
-        else:
-            todo.append(inst)
-    return todo, skipped
+    instances = list(instances)
+    done = {} if force else finished_runs([i.hash for i in instances])
+    todo = [i for i in instances if i.hash not in done]
+    return todo, [Outcome(i, "SKIPPED", done[i.hash]) for i in instances if i.hash in done]
 
 
 def run_instances(instances: list[Instance], force: bool = False, workers: int = 1,
@@ -93,16 +89,23 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
 
 
 def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool) -> list[Outcome]:
+    """Instances in ``workers`` spawned processes; an interrupt stops the workers, whose
+    SIGTERM handlers mark their runs KILLED."""
     ctx = multiprocessing.get_context("spawn")  # no TF/torch state is inherited by forking
     results: list[Outcome] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    try:
         futures = [pool.submit(run_one, inst) for inst in todo]
         for future in as_completed(futures):
             results.append(_report(future.result()))
             if fail_fast and results[-1].status != "FINISHED":
-                for other in futures:
-                    other.cancel()
                 break
+    except BaseException:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()  # SIGTERM: the worker's run ends KILLED
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 

@@ -1,0 +1,147 @@
+"""Model Registry on a real MLflow sqlite store: Keras and PyTorch round trips, champion alias, lineage.
+
+Kept apart from test_tracking.py because importing TensorFlow costs ~8 s.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+
+from xferlab.errors import UserError
+from xferlab.spec import Instance
+from xferlab.tracking import (ensure_store, load_keras_model, load_torch_state, model_exists, record_lineage,
+                              register_keras_model, register_torch_state, resolve_model, start_instance_run)
+
+
+def make_instance(kind: str = "pretrain_at", experiment: str = "sources") -> Instance:
+    config = {"kind": kind, "seed": 0, "data": {"dataset": "synth/words"}}
+    return Instance(spec_name="sources/unit", spec_path="experiments/sources/unit.yaml", kind=kind,
+                    paper="antitransfer", table=None, experiment=experiment, cell="default", seed=0,
+                    config=config, hash=uuid.uuid4().hex[:16])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        mp.chdir(root)
+        yield ensure_store()
+
+
+@pytest.fixture()
+def client(store: str) -> MlflowClient:
+    return MlflowClient(store, store)
+
+
+def tiny_state(seed: int) -> tuple[dict, dict]:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    return net.state_dict(), {"arch": "tiny", "width": 3, "layers": [4, 3]}
+
+
+def register_state(name: str, metric: float, seed: int = 0, **kwargs: object) -> int:
+    state, config = tiny_state(seed)
+    with start_instance_run(make_instance(), role="pretrain") as run:
+        return register_torch_state(state, config, name, run, metric, metric_name="val_accuracy", **kwargs)
+
+
+def test_torch_state_round_trip_is_data_only(client: MlflowClient, store: str):
+    torch = pytest.importorskip("torch")
+    name = f"orth_{uuid.uuid4().hex[:6]}"
+    state, config = tiny_state(0)
+    with start_instance_run(make_instance(), role="pretrain") as run:
+        version = register_torch_state(state, config, name, run, 0.5)
+    loaded, loaded_config, ref = load_torch_state(name)
+    assert version == 1 and loaded_config == config and list(loaded) == list(state)
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert (ref.name, ref.version, ref.uri, ref.run_id, ref.format) == (name, 1, f"models:/{name}/1", run.run_id,
+                                                                        "torch_state")
+    model_dir = Path(download_artifacts(ref.uri))
+    files = {p.name for p in model_dir.iterdir()} - {"registered_model_meta"}  # written by the download
+    assert files == {"MLmodel", "state_dict.pt", "config.json", "requirements.txt"}
+    torch.load(model_dir / "state_dict.pt", weights_only=True)  # loads without unpickling code
+    logged = client.get_logged_model(ref.model_id)
+    assert logged.experiment_id == run.experiment_id and logged.source_run_id == run.run_id
+    assert logged.artifact_location.startswith(str(Path(store[len("sqlite:///"):]).parent / "mlartifacts"))
+    assert [o.model_id for o in client.get_run(run.run_id).outputs.model_outputs] == [ref.model_id]
+
+
+def test_champion_moves_only_on_a_better_metric(client: MlflowClient):
+    name = f"src_{uuid.uuid4().hex[:6]}"
+    assert register_state(name, 0.5) == 1
+    assert register_state(name, 0.4, seed=1) == 2
+    assert int(client.get_model_version_by_alias(name, "champion").version) == 1
+    assert register_state(name, 0.5, seed=2) == 3  # a tie keeps the old champion
+    assert int(client.get_model_version_by_alias(name, "champion").version) == 1
+    assert register_state(name, 0.7, seed=3) == 4
+    assert resolve_model(name).version == 4
+    assert resolve_model(f"models:/{name}/2").version == 2
+    assert resolve_model(f"models:/{name}/latest").version == 4
+    assert resolve_model(f"models:/{name}@champion").version == 4
+    assert client.get_model_version(name, "2").tags["xferlab.metric"] == "0.4"
+    lower = f"loss_{uuid.uuid4().hex[:6]}"
+    register_state(lower, 0.3, higher_is_better=False)
+    register_state(lower, 0.2, seed=1, higher_is_better=False)
+    register_state(lower, 0.9, seed=2, higher_is_better=False)
+    assert resolve_model(lower).version == 2
+
+
+def test_without_champion_the_latest_version_is_used(client: MlflowClient):
+    name = f"noalias_{uuid.uuid4().hex[:6]}"
+    register_state(name, 0.1)
+    register_state(name, 0.2, seed=1)
+    client.delete_registered_model_alias(name, "champion")
+    assert resolve_model(name).version == 2
+
+
+def test_unknown_models_are_user_errors_with_the_hint(store: str):
+    hint = "pretrain one with `xferlab run experiments/sources/at_orthogonal.yaml`"
+    assert not model_exists("nope")
+    with pytest.raises(UserError) as err:
+        load_torch_state("nope", hint=hint)
+    assert str(err.value) == f"no registered model 'nope': {hint}"
+    name = f"few_{uuid.uuid4().hex[:6]}"
+    register_state(name, 0.1)
+    assert model_exists(name)
+    with pytest.raises(UserError, match="no version 7"):
+        resolve_model(f"models:/{name}/7")
+    with pytest.raises(UserError, match="no alias 'best'"):
+        resolve_model(f"models:/{name}@best")
+    with pytest.raises(UserError, match="torch_state model, not keras"):
+        load_keras_model(name)
+
+
+def test_lineage_is_recorded_on_the_downstream_run(client: MlflowClient):
+    name = f"lin_{uuid.uuid4().hex[:6]}"
+    register_state(name, 0.1)
+    ref = resolve_model(name)
+    with start_instance_run(make_instance("at", "antitransfer")) as run:
+        record_lineage(run, ref, role="orthogonal")
+    got = client.get_run(run.run_id)
+    assert got.data.tags["xferlab.orthogonal_model"] == name
+    assert got.data.tags["xferlab.orthogonal_version"] == "1"
+    assert got.data.tags["xferlab.orthogonal_run"] == ref.run_id
+    assert [m.model_id for m in got.inputs.model_inputs] == [ref.model_id]
+
+
+def test_keras_register_load_round_trip(client: MlflowClient):
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+    x = np.random.default_rng(0).normal(size=(8, 5)).astype("float32")
+    name = f"am_{uuid.uuid4().hex[:6]}"
+    with start_instance_run(make_instance("pretrain_v2s", "sources"), role="pretrain") as run:
+        assert register_keras_model(model, name, run, metric=0.8, metric_name="val_accuracy") == 1
+    loaded, ref = load_keras_model(name)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert (ref.name, ref.version, ref.run_id, ref.format) == (name, 1, run.run_id, "keras")
+    with pytest.raises(UserError, match="keras model, not torch_state"):
+        load_torch_state(name)
