@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -138,7 +139,14 @@ def cmd_runs_reap(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_frameworks() -> None:
+    """TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) hides our output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_frameworks()
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

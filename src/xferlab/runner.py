@@ -18,6 +18,7 @@ from xferlab.errors import UserError
 from xferlab.spec import Instance
 
 SUMMARY_METRICS = ("test_accuracy", "val_accuracy", "best_epoch")
+ALIASES = {"val_accuracy": "best_val_accuracy"}  # V2S logs the restored epoch's value
 
 
 @dataclass
@@ -126,7 +127,8 @@ def print_summary(outcomes: list[Outcome]) -> None:
     print(f"\n{'status':9s} {'cell':{width}s} {'seed':>4s} " + " ".join(f"{m:>13s}" for m in SUMMARY_METRICS)
           + "  run_id")
     for o in outcomes:
-        values = " ".join(f"{_fmt(o.metrics.get(m)):>13s}" for m in SUMMARY_METRICS)
+        values = " ".join(f"{_fmt(o.metrics.get(m, o.metrics.get(ALIASES.get(m, '')))):>13s}"
+                          for m in SUMMARY_METRICS)
         print(f"{o.status:9s} {o.instance.cell:{width}s} {o.instance.seed:>4d} {values}  {o.run_id}")
     counts: dict[str, int] = {}
     for o in outcomes:

@@ -75,7 +75,9 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     task = DATASETS.create(instance.dataset, instance.config["data"])
     data = spectrogram_splits(task, instance.get("data.segment_s"))
     model, orth = build_models(instance, run, task.n_classes)
-    at_cfg = dict(instance.config["at"]) if instance.get("at.enabled") else None
+    at_cfg = None
+    if instance.get("at.enabled"):  # the loss settings; the model names were resolved above
+        at_cfg = {k: v for k, v in instance.config["at"].items() if k not in ("orthogonal", "pretrain")}
     t = instance.config["train"]
     run.set_tags({"xferlab.condition": condition(instance), "xferlab.n_classes": task.n_classes})
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t["epochs"], lr=t["lr"],

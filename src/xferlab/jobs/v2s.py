@@ -20,6 +20,7 @@ def pretrain_hint(source: str) -> str:
 def load_source(instance: Instance, run: Any) -> Any:
     """The frozen AM named by ``model.source``; pretrains it first when the spec says how."""
     from xferlab import tracking
+    from xferlab.v2s import models  # noqa: F401  (registers kapre's and our layers for loading)
 
     source = instance.get("model.source")
     pretrain_spec = instance.get("model.pretrain")
