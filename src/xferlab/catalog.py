@@ -66,10 +66,21 @@ def check_instances(instances: Iterable[Instance]) -> None:
     for inst in instances:
         if inst.kind not in KINDS:
             raise UserError(f"kind {inst.kind!r} cannot run yet in this version of xferlab")
+        check_at_layer(inst)
         key = f"{inst.dataset}|{inst.get('data.ucr_dir')}"
         if key not in seen:
             seen.add(key)
             check_dataset(inst.dataset, inst.config["data"])
+
+
+def check_at_layer(inst: Instance) -> None:
+    """at.layer must name a tap of its mode: conv 1..13 (after the ReLU), paper 0..12."""
+    if inst.kind != "at":
+        return
+    layer, tap = inst.get("at.layer"), inst.get("at.tap")
+    low, high = (1, 13) if tap == "conv" else (0, 12)
+    if not low <= layer <= high:
+        raise UserError(f"at.layer={layer} is out of range for tap mode {tap!r}: use {low}..{high}")
 
 
 def describe_dataset(name: str, ucr_dir: str | None = None) -> str:

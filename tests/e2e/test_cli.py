@@ -81,3 +81,18 @@ def test_data_show_bundled_set():
     out = xferlab("data", "show", "ucr/GunPoint")
     assert out.returncode == 0
     assert "train 50  test 150  length 150  classes 2" in out.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ("at.layer=14", "at.layer=14 is out of range for tap mode 'conv': use 1..13"),
+    ("at.layer=0", "use 1..13"),
+])
+def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message: str):
+    out = xferlab("run", str(ROOT / "experiments/smoke/at.yaml"), "--set", override, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_paper_tap_mode_allows_index_zero():
+    out = xferlab("run", "experiments/smoke/at.yaml", "--set", "at.tap=paper", "--set", "at.layer=0", "--dry-run")
+    assert out.returncode == 0, out.stderr

@@ -83,8 +83,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t["epochs"], lr=t["lr"],
                       batch_size=t["batch_size"], patience=t["patience"], seed=instance.seed,
                       orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch)
-    metrics = {k: float(v) for k, v in result.metrics.items()}
-    metrics["epochs_run"] = float(result.epochs_run)
+    metrics = final_metrics(result)
     run.log_metrics(metrics)
     from sklearn.metrics import confusion_matrix
 
@@ -93,6 +92,15 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
                     run.artifact_dir, f"{task.name}: test confusion")
     plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task.name} ({condition(instance)})")
     maybe_register(instance, run, result.model, task, metrics)
+    return metrics
+
+
+def final_metrics(result: Any) -> dict[str, float]:
+    """Whole-split metrics of the restored best checkpoint. Train/val names that per-epoch
+    curves already use get a ``best_`` prefix (as in V2S), so no metric mixes the two."""
+    per_epoch = {key for row in result.history for key in row}
+    metrics = {("best_" + k if k in per_epoch else k): float(v) for k, v in result.metrics.items()}
+    metrics["epochs_run"] = float(result.epochs_run)
     return metrics
 
 
@@ -115,9 +123,9 @@ def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics:
     config = {"width": instance.get("model.width"), "n_classes": task.n_classes, "classes": task.classes,
               "task": instance.dataset}
     version = tracking.register_torch_state(model.state_dict(), config, name, run,
-                                            metric=metrics["val_accuracy"], metric_name="val_accuracy")
+                                            metric=metrics["best_val_accuracy"], metric_name="val_accuracy")
     run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version})
-    print(f"  registered {name} version {version} (val accuracy {metrics['val_accuracy']:.4f})", flush=True)
+    print(f"  registered {name} version {version} (val accuracy {metrics['best_val_accuracy']:.4f})", flush=True)
 
 
 def plot_losses(history: list[dict[str, float]], path: Any, title: str) -> None:

@@ -1,0 +1,112 @@
+"""The smoke specs through the CLI on an empty store: what a new user sees first.
+
+Each spec pretrains its tiny source/orthogonal model when missing, trains for 2 epochs and
+must leave FINISHED runs with the design's tags, per-epoch metrics and artifacts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import ROOT, run_cli
+
+TAGS = ("xferlab.paper", "xferlab.spec", "xferlab.spec_hash", "xferlab.cell", "xferlab.seed", "xferlab.role",
+        "xferlab.dataset", "xferlab.git_commit")
+
+
+def client_for(workdir: Path) -> MlflowClient:
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def finished_runs(client: MlflowClient, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r}"
+    return [r for r in client.search_runs([exp.experiment_id]) if r.info.status == "FINISHED"]
+
+
+def artifact_names(client: MlflowClient, run_id: str) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id)}
+
+
+def check_common(client: MlflowClient, run, epochs: int = 2) -> None:
+    for tag in TAGS:
+        assert tag in run.data.tags, f"tag {tag} missing"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert steps == list(range(1, epochs + 1))
+    for name in ("val_loss", "val_accuracy", "train_accuracy"):
+        assert len(client.get_metric_history(run.info.run_id, name)) == epochs
+    assert {"spec.yaml", "environment.json", "history.csv", "confusion_matrix.png"} <= artifact_names(
+        client, run.info.run_id)
+    assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def v2s_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, dict[str, str]]:
+    """A store where the smoke V2S spec ran once (the tests below inspect and reuse it)."""
+    from tests.conftest import fresh_env
+
+    workdir, env = tmp_path_factory.mktemp("smoke-v2s"), fresh_env(cache_dir)
+    out = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml")], workdir, env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return workdir, env
+
+
+def test_smoke_v2s_from_empty_store(v2s_dir):
+    workdir, env = v2s_dir
+    client = client_for(workdir)
+    [source] = finished_runs(client, "sources")
+    assert source.data.tags["xferlab.role"] == "pretrain"
+    assert str(client.get_model_version_by_alias("attrnn_tiny", "champion").version) == "1"
+    [run] = finished_runs(client, "v2s")
+    check_common(client, run)
+    assert run.data.tags["xferlab.source_model"] == "attrnn_tiny"
+    assert run.data.tags["xferlab.source_version"] == "1"
+    assert run.data.tags["xferlab.val_mode"] == "holdout"
+    assert len(client.get_metric_history(run.info.run_id, "swd")) == 2
+    for metric in ("test_loss", "test_f1_macro", "best_epoch", "mpce"):
+        assert metric in run.data.metrics
+    assert {"fig3_curves.png", "fig4_cam.png", "fig5_tsne.png"} <= artifact_names(client, run.info.run_id)
+
+
+def test_second_run_skips_finished_instance(v2s_dir):
+    workdir, env = v2s_dir
+    again = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml")], workdir, env)
+    assert again.returncode == 0 and "1 already finished, 0 to run" in again.stdout
+    assert len(finished_runs(client_for(workdir), "v2s")) == 1
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.source=no_such_model", "no registered model"),
+    ("model.seg=99", "seg"),
+])
+def test_bad_v2s_settings_fail_cleanly(v2s_dir, override: str, message: str):
+    workdir, env = v2s_dir
+    out = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml"), "--set", override], workdir, env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr.strip().splitlines()[-1]
+    client = client_for(workdir)
+    assert len(finished_runs(client, "v2s")) == 1  # only the smoke run
+    failed = [r for r in client.search_runs([client.get_experiment_by_name("v2s").experiment_id])
+              if r.info.status == "FAILED"]
+    assert failed and all("traceback.txt" in artifact_names(client, r.info.run_id) for r in failed)
+
+
+def test_smoke_at_from_empty_store(tmp_path: Path, cli_env: dict[str, str]):
+    out = run_cli(["run", str(ROOT / "experiments/smoke/at.yaml")], tmp_path, cli_env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    client = client_for(tmp_path)
+    runs = {r.data.tags["xferlab.cell"]: r for r in finished_runs(client, "antitransfer")}
+    assert set(runs) == {"at.enabled=False", "at.enabled=True"}
+    for run in runs.values():
+        check_common(client, run)
+    at_run = runs["at.enabled=True"]
+    assert at_run.data.tags["xferlab.orthogonal_model"] == "ortho-smoke-speaker"
+    assert len(client.get_metric_history(at_run.info.run_id, "at_loss")) == 2
+    assert at_run.data.metrics["at_loss"] > 0
+    for metric in ("test_f1_macro", "test_precision_macro", "test_recall_macro", "best_train_accuracy",
+                   "best_val_accuracy", "train_at_loss"):
+        assert metric in at_run.data.metrics
+    assert "loss_epochs.png" in artifact_names(client, at_run.info.run_id)
