@@ -65,12 +65,20 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     reap.set_defaults(handler=cmd_runs_reap)
 
 
+def _add_quickstart(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quickstart", help="the main job: corpus, source and orthogonal models, V2S, "
+                       "anti-transfer, a short study and the report, on embedded defaults",
+                       description="Run the main job end to end on embedded defaults (no user data). "
+                       "Finished work is reused, so a second run takes minutes.")
+    p.set_defaults(handler=cmd_quickstart)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xferlab", description="Run, track, tune and report "
                                      "transfer experiments on audio models (Voice2Series, anti-transfer).")
     parser.add_argument("--version", action="version", version=f"xferlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_data, _add_list, _add_runs):
+    for add in (_add_run, _add_data, _add_list, _add_runs, _add_quickstart):
         add(sub)
     return parser
 
@@ -145,6 +153,12 @@ def quiet_frameworks() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from xferlab.quickstart import main as quickstart
+
+    return quickstart()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_frameworks()
     args = build_parser().parse_args(argv)
@@ -157,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xferlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `xferlab ... | head`
+        sys.stderr.close()
+        return 0
     except BaseException as exc:
         from xferlab.tracking.signals import Terminated
 

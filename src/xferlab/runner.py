@@ -8,11 +8,12 @@ instance already finished, opens one run per instance and hands it to the kind's
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from xferlab.errors import UserError
 from xferlab.spec import Instance
@@ -34,18 +35,31 @@ class Outcome:
     user_error: bool = False
 
 
-def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "final") -> Outcome:
-    """Run one instance inside its own MLflow run; never raises for a training failure."""
+def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "final",
+            on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+            extra_tags: dict[str, str] | None = None) -> Outcome:
+    """Run one instance inside its own MLflow run; never raises for a training failure.
+
+    ``on_epoch`` is called after each epoch's metrics are logged (the tuner reports to
+    Optuna there and may raise ``TrialPruned``: the run then ends KILLED and the outcome
+    says PRUNED). Runs started by ``mlflow run`` become children of its run.
+    """
     from xferlab.catalog import KINDS
+    from xferlab.errors import TrialPruned
     from xferlab.tracking import start_instance_run
 
     start = time.monotonic()
     run_id = ""
+    parent_run_id = parent_run_id or os.environ.get("MLFLOW_RUN_ID") or None
     try:
-        with start_instance_run(instance, role=role, parent_run_id=parent_run_id) as run:
+        with start_instance_run(instance, role=role, parent_run_id=parent_run_id, extra_tags=extra_tags) as run:
             run_id = run.run_id
+            if on_epoch is not None:
+                run.epoch_hooks.append(on_epoch)
             metrics = KINDS.get(instance.kind)(instance, run) or {}
         return Outcome(instance, "FINISHED", run_id, time.monotonic() - start, dict(metrics))
+    except TrialPruned as exc:
+        return Outcome(instance, "PRUNED", run_id, time.monotonic() - start, error=str(exc))
     except UserError as exc:
         return Outcome(instance, "FAILED", run_id, time.monotonic() - start, error=str(exc), user_error=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the run, reported in the summary

@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any, Mapping, Callable
 
 import yaml
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -86,6 +86,7 @@ class TrackedRun:
         self.run_id = ""
         self.experiment_id = ""
         self.history: list[dict[str, float]] = []
+        self.epoch_hooks: list[Callable[[int, dict[str, float]], None]] = []  # e.g. the tuner's pruner
         self._tags = {k: str(v) for k, v in (tags or {}).items()}
         self._params = dict(params or {})
         self._files = dict(files or {})
@@ -188,6 +189,8 @@ class TrackedRun:
         self.history.append({"epoch": int(epoch), **values})
         self._client.log_batch(self.run_id, metrics=[Metric(k, v, now, int(epoch)) for k, v in values.items()],
                                tags=[RunTag("xferlab.heartbeat", str(now))])
+        for hook in self.epoch_hooks:  # after logging, so a pruned epoch is still on record
+            hook(int(epoch), values)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Final values (test_accuracy, best_epoch, ...), one batch."""
