@@ -46,6 +46,32 @@ for _name, _help in SYNTH_TASKS.items():
     DATASETS.register(_name, functools.partial(_synth_task, _name), help=f"synthetic TTS corpus: {_help}")
 
 
+def _real_task(module: str, name: str, data: Mapping[str, Any]) -> Any:
+    import importlib
+
+    return importlib.import_module(f"xferlab.data.{module}").load_task(name, data)
+
+
+REAL_TASKS = {
+    "gsc/words": ("speech_commands", "Google Speech Commands v1/v2: words + _silence_ + _unknown_ (data.root)"),
+    "gsc/digits": ("speech_commands", "Speech Commands digits, clean, 1000 per class"),
+    "gsc/digits_noisy": ("speech_commands", "digits + MS-SNSD noise at 20-40 dB (data.noise_root)"),
+    "gsc/digits_verynoisy": ("speech_commands", "digits + MS-SNSD noise at 0-10 dB (data.noise_root)"),
+    "mssnsd/noise_type": ("mssnsd", "MS-SNSD noisy speech, noise-type labels"),
+    "iemocap/emotion_random": ("iemocap", "IEMOCAP 4 emotions, random split"),
+    "iemocap/emotion_speakerwise": ("iemocap", "IEMOCAP 4 emotions, sessions 1-3 / 4 / 5"),
+    "iemocap/speaker": ("iemocap", "IEMOCAP session (speaker pair) identity"),
+    "goodsounds/goodness_random": ("goodsounds", "Good-Sounds goodness (5 classes, balanced), random split"),
+    "goodsounds/goodness_instrumentwise": ("goodsounds", "Good-Sounds goodness, instrument-wise 8/2/2"),
+    "goodsounds/instrument": ("goodsounds", "Good-Sounds instrument identity"),
+    "nsynth/family": ("nsynth", "NSynth instrument family (11)"),
+    "librispeech/speaker": ("librispeech", "LibriSpeech speaker identity"),
+    "librispeech/words": ("librispeech", "LibriSpeech 1000 most frequent words (data.alignment)"),
+}
+for _name, (_module, _help) in REAL_TASKS.items():
+    DATASETS.register(_name, functools.partial(_real_task, _module, _name), help=f"local data: {_help}")
+
+
 def load() -> None:
     """Registration happens at import; kept as an explicit call site for readers."""
 
@@ -58,6 +84,14 @@ def check_dataset(name: str, data: Mapping[str, Any]) -> None:
         from xferlab.data.ucr import check_ucr
 
         check_ucr(name, data.get("ucr_dir"))
+    if name in REAL_TASKS:
+        from pathlib import Path
+
+        root = data.get("root")
+        if not root or not Path(root).is_dir():
+            raise UserError(f"{name} reads your local copy of the dataset, but data.root "
+                            f"{'is not set' if not root else repr(root) + ' is not a folder'}: "
+                            f"add --set data.root=/path/to/the/dataset (see the README's data section)")
 
 
 def check_instances(instances: Iterable[Instance]) -> None:

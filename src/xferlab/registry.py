@@ -58,7 +58,7 @@ class Registry(Generic[T]):
         return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
     def help(self, name: str) -> str:
-        return self._help.get(name, "")
+        return self._help.get(name, self._help.get(name.rstrip("*"), ""))
 
     def get(self, name: str) -> Callable[..., T]:
         """The factory for ``name``; prefix factories are bound to the full name."""

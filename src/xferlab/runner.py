@@ -19,6 +19,7 @@ from xferlab.errors import UserError
 from xferlab.spec import Instance
 
 SUMMARY_METRICS = ("test_accuracy", "val_accuracy", "best_epoch")
+PROGRESS_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "at_loss", "swd")
 ALIASES = {"val_accuracy": "best_val_accuracy"}  # V2S logs the restored epoch's value
 
 
@@ -54,6 +55,7 @@ def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "f
     try:
         with start_instance_run(instance, role=role, parent_run_id=parent_run_id, extra_tags=extra_tags) as run:
             run_id = run.run_id
+            run.epoch_hooks.append(epoch_printer(instance))
             if on_epoch is not None:
                 run.epoch_hooks.append(on_epoch)
             metrics = KINDS.get(instance.kind)(instance, run) or {}
@@ -64,6 +66,18 @@ def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "f
         return Outcome(instance, "FAILED", run_id, time.monotonic() - start, error=str(exc), user_error=True)
     except Exception as exc:  # noqa: BLE001 - recorded on the run, reported in the summary
         return Outcome(instance, "FAILED", run_id, time.monotonic() - start, error=f"{type(exc).__name__}: {exc}")
+
+
+def epoch_printer(instance: Instance) -> Callable[[int, dict[str, float]], None]:
+    """A one-line progress report per epoch (training is otherwise silent)."""
+    total = instance.get("train.epochs")
+    start = time.monotonic()
+
+    def show(epoch: int, metrics: dict[str, float]) -> None:
+        shown = " ".join(f"{k}={metrics[k]:.4f}" for k in PROGRESS_METRICS if k in metrics)
+        print(f"    epoch {epoch}/{total} {shown} ({time.monotonic() - start:.0f} s)", flush=True)
+
+    return show
 
 
 def _worker_init() -> None:

@@ -26,6 +26,15 @@ class Data:
     confound: float = 0.0  # synthetic AT tasks: how strongly the orthogonal factor tracks the label
     segment_s: float = 1.0  # AT: segment length in seconds
     max_items: Optional[int] = None  # cap on examples (quick runs); None = all
+    # real datasets (see the README's data section)
+    noise_root: Optional[str] = None  # MS-SNSD folder for the noisy digits ($XFERLAB_MSSNSD_DIR)
+    per_class: int = 1000  # GSC digits: files per class, as in the paper
+    merge_excited: bool = False  # IEMOCAP: count "exc" as happy (the paper does not)
+    microphone: Optional[str] = None  # Good-Sounds: keep one microphone's takes
+    instrument_counts: list[int] = field(default_factory=lambda: [8, 2, 2])  # Good-Sounds split
+    noise_types: Optional[list[str]] = None  # MS-SNSD: restrict the noise types
+    alignment: Optional[str] = None  # LibriSpeech word alignment CSV ($XFERLAB_LIBRISPEECH_ALIGNMENT)
+    top_k: int = 1000  # LibriSpeech: most frequent words kept
 
 
 @dataclass
@@ -226,6 +235,9 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
                 return coerce(value, arm, key)
             except UserError:
                 continue
+    elif origin is list:
+        if isinstance(value, list):
+            return [coerce(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
     elif origin is Literal:
         if value in args:
             return value

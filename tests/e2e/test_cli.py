@@ -96,3 +96,12 @@ def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message:
 def test_paper_tap_mode_allows_index_zero():
     out = xferlab("run", "experiments/smoke/at.yaml", "--set", "at.tap=paper", "--set", "at.layer=0", "--dry-run")
     assert out.returncode == 0, out.stderr
+
+
+def test_real_dataset_without_root_is_a_clear_error(tmp_path: Path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("kind: at\ndata: {dataset: iemocap/emotion_speakerwise}\n")
+    out = xferlab("run", str(spec), "--dry-run", cwd=tmp_path)
+    assert out.returncode == 2 and "--set data.root=" in out.stderr
+    out = xferlab("run", str(spec), "--dry-run", "--set", f"data.root={tmp_path / 'nope'}", cwd=tmp_path)
+    assert out.returncode == 2 and "is not a folder" in out.stderr
