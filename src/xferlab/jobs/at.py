@@ -46,13 +46,13 @@ def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
 
 def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any]:
     """(trained model, orthogonal model or None), with init.from applied."""
-    from xferlab import tracking
     from xferlab.at.init import init_from_state
     from xferlab.at.vgg import build_vgg
 
     model = build_vgg(instance.get("model.width"), n_classes, seed=instance.seed)
     init_ref = instance.get("init.from")
     if init_ref:
+        ensure_registered(instance, run, init_ref)
         report = init_from_state(model, load_registered(init_ref, run, "init", instance.seed))
         run.set_tags({"xferlab.init_loaded_tensors": report.loaded})
     orth = None
@@ -61,11 +61,18 @@ def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any
             from xferlab.errors import UserError
 
             raise UserError("at.enabled is true but at.orthogonal names no model: set at.orthogonal=<registered name>")
-        name, pretrain = instance.get("at.orthogonal"), instance.get("at.pretrain")
-        if pretrain and not name.startswith("models:/") and not tracking.model_exists(name):
-            ensure_pretrained(pretrain, instance, run.run_id)
-        orth = load_registered(name, run, "orthogonal", instance.seed)
+        ensure_registered(instance, run, instance.get("at.orthogonal"))
+        orth = load_registered(instance.get("at.orthogonal"), run, "orthogonal", instance.seed)
     return model, orth
+
+
+def ensure_registered(instance: Instance, run: Any, name: str) -> None:
+    """Run ``at.pretrain`` first when the model ``name`` is not registered yet."""
+    from xferlab import tracking
+
+    pretrain = instance.get("at.pretrain")
+    if pretrain and not name.startswith("models:/") and not tracking.model_exists(name):
+        ensure_pretrained(pretrain, instance, run.run_id)
 
 
 def run(instance: Instance, run: Any) -> dict[str, float]:

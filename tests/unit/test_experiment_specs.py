@@ -1,0 +1,44 @@
+"""Every shipped spec loads, expands and passes the pre-run checks (like a config test
+of every experiment): a typo in any of them fails here, not hours into a run."""
+from pathlib import Path
+
+import pytest
+
+from xferlab.catalog import check_instances
+from xferlab.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted(p for p in (ROOT / "experiments").rglob("*.yaml") if not p.name.startswith("_"))
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A folder standing in for a real dataset root and a UCR archive with every name."""
+    root = tmp_path_factory.mktemp("data")
+    ucr = tmp_path_factory.mktemp("ucr")
+    for spec in SPECS:
+        for inst in load_spec(spec).instances:
+            name = inst.dataset.removeprefix("ucr/")
+            if inst.dataset.startswith("ucr/"):
+                (ucr / name).mkdir(exist_ok=True)
+                for split in ("TRAIN", "TEST"):
+                    (ucr / name / f"{name}_{split}.tsv").write_text("1\t0.5\t0.25\n")
+    return root, ucr
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT / "experiments")))
+def test_spec_validates(spec: Path, fake_data: tuple[Path, Path]):
+    root, ucr = fake_data
+    loaded = load_spec(spec, [f"data.root={root}", f"data.ucr_dir={ucr}"])
+    assert loaded.instances
+    check_instances(loaded.instances)
+    assert len({i.hash for i in loaded.instances}) == len(loaded.instances)
+
+
+def test_catalogue_ids_are_complete():
+    ids = {int(p.name[:3]) for p in (ROOT / "experiments" / "at").glob("[0-9]*.yaml")}
+    assert ids == set(range(1, 8)) | set(range(20, 40)) | set(range(100, 114))
+    baseline = load_spec(ROOT / "experiments/at/002_iemocap_speakerwise.yaml", ["data.root=/tmp"])
+    assert len(baseline.instances) == 20 and len({i.seed for i in baseline.instances}) == 20
+    at = load_spec(ROOT / "experiments/at/023_iemocap_speakerwise.yaml", ["data.root=/tmp"])
+    assert sorted(i.get("at.layer") for i in at.instances) == list(range(1, 14))
