@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from xferlab import __version__
 from xferlab.errors import UserError
+from xferlab.report.cli import add_report_parser  # TEMP-REPORT-WIRING
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_data, _add_list, _add_runs, _add_quickstart):
         add(sub)
+    add_report_parser(sub)  # TEMP-REPORT-WIRING
+    from xferlab.tuning.cli import add_tune_parser  # TEMP-TUNE-WIRING (issue 5 helper)
+    add_tune_parser(sub)
     return parser
 
 
@@ -123,7 +127,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
                              seed=args.seed, workers=args.workers)
     m = corpus.manifest
     print(f"{len(m)} clips, {m['word'].nunique()} words, {m['speaker'].nunique()} speakers, "
-          f"{m['style'].nunique()} styles -> {corpus.root}")
+          f"{len(corpus.styles())} styles -> {corpus.root}")
     return 0
 
 

@@ -128,7 +128,7 @@ def confound_styles(train: pd.DataFrame, confound: float) -> pd.DataFrame:
 def digits_task(name: str, data: Mapping[str, Any]) -> AudioTask:
     """The ten digits, speaker-disjoint; noisy variants mix noise at the paper's SNR ranges."""
     corpus = corpus_for(data)
-    df = corpus.manifest[corpus.manifest["word"].isin(DIGITS)]
+    df = clean_clips(corpus.manifest[corpus.manifest["word"].isin(DIGITS)])
     parts = _split(df, _how(data, "speaker"), "word")
     task = from_frames(name, corpus, parts, "word", classes=list(DIGITS), max_items=data.get("max_items"))
     condition = name.rsplit("_", 1)[-1] if "_" in name else "clean"
@@ -136,6 +136,12 @@ def digits_task(name: str, data: Mapping[str, Any]) -> AudioTask:
         add_noise(task, NOISY_SNR[condition])
     task.info["condition"] = condition
     return task
+
+
+def clean_clips(df: pd.DataFrame) -> pd.DataFrame:
+    """Clips the corpus recorded without background noise: the tasks that control the
+    noise themselves (clean/noisy digits, noise kind) must not stack it on top."""
+    return df[df["noise"] == "none"]
 
 
 def add_noise(task: AudioTask, snr_range: tuple[float, float]) -> None:
@@ -155,7 +161,7 @@ def noise_kind_task(name: str, data: Mapping[str, Any]) -> AudioTask:
     from xferlab.data.noise import NOISE_KINDS, make_noise, mix_at_snr
 
     corpus = corpus_for(data)
-    df = corpus.manifest[~corpus.manifest["word"].isin(["_silence_"])].copy()
+    df = clean_clips(corpus.manifest[~corpus.manifest["word"].isin(["_silence_"])]).copy()
     rng = np.random.default_rng(SPLIT_SEED + 2)
     kinds = [k for k in NOISE_KINDS if k != "babble"]
     df["noise_kind"] = [kinds[i] for i in rng.integers(len(kinds), size=len(df))]

@@ -1,0 +1,140 @@
+"""The synthetic speech corpus: vocabulary, format, determinism, loudness vs style, cache.
+
+The tiny corpus is generated once per session (in the shared XFERLAB_CACHE, so the e2e
+tests reuse it); determinism is checked on a strided subset rendered serially, whose clips
+must be byte-identical to the same clips of the parallel run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from xferlab.data import speech_synth as ss
+from xferlab.data.noise import NOISE_KINDS
+from xferlab.data.synth_voices import plan
+from xferlab.errors import UserError
+
+SC_WORDS = ("backward bed bird cat dog down eight five follow forward four go happy house learn "
+            "left marvin nine no off on one right seven sheila six stop three tree two up visual "
+            "wow yes zero").split()
+
+
+@pytest.fixture(scope="module")
+def tiny(cache_dir: Path) -> ss.Corpus:
+    out = cache_dir / "synth" / ss.default_dir("tiny", 0).name
+    return ss.generate_corpus("tiny", out=out, seed=0, workers=2, progress=False)
+
+
+def _hashes(corpus: ss.Corpus, rows: pd.DataFrame) -> list[str]:
+    return [hashlib.sha256((corpus.root / p).read_bytes()).hexdigest() for p in rows["path"]]
+
+
+def test_label_vocabulary(tiny: ss.Corpus) -> None:
+    assert list(ss.WORDS) == SC_WORDS
+    assert list(ss.LABELS) == SC_WORDS + ["_silence_", "_unknown_"]
+    assert set(tiny.words()) == set(ss.LABELS)
+    assert not set(ss.UNKNOWN_WORDS) & set(SC_WORDS)
+    assert set(tiny.manifest.loc[tiny.manifest.word == "_unknown_", "text"]) <= set(ss.UNKNOWN_WORDS)
+
+
+def test_speakers_styles_engines(tiny: ss.Corpus) -> None:
+    m = tiny.manifest
+    assert len(tiny.speakers()) >= 8
+    assert tiny.styles() == sorted(ss.STYLES)
+    assert set(m.engine) == {"espeak", "flite", "festival"}
+    speech = m[m.word != "_silence_"]
+    assert (speech.groupby("speaker")["style"].nunique() == len(ss.STYLES)).all()
+
+
+def test_clip_format(tiny: ss.Corpus) -> None:
+    audio = tiny.load_audio()
+    assert audio.shape == (len(tiny.manifest), 16000) and audio.dtype == np.float32
+    assert np.abs(audio).max() <= 1.0 and np.abs(audio).max(axis=1).min() > 0
+    info = sf.info(tiny.root / tiny.manifest.path.iloc[0])
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
+
+
+def test_manifest_records_noise_and_placement(tiny: ss.Corpus) -> None:
+    m = tiny.manifest
+    speech = m[m.word != "_silence_"]
+    assert set(m.noise) <= set(NOISE_KINDS) | {"none"}
+    assert set(speech.noise) == set(NOISE_KINDS) | {"none"}
+    assert speech.snr_db.isna().equals(speech.noise == "none")
+    assert m.loc[m.word == "_silence_", "snr_db"].isna().all()
+    assert (speech.offset + speech.n_speech <= 16000).all() and speech.offset.std() > 1000
+    assert (m.loc[m.word == "_silence_", "style"] == "none").all()
+
+
+def test_loudness_is_independent_of_style(tiny: ss.Corpus) -> None:
+    """Level must not give the style away: both the drawn gain and the measured RMS of
+    the clean speech have (nearly) the same mean in every style."""
+    m = tiny.manifest
+    clean = m[(m.word != "_silence_") & (m.noise == "none")]
+    audio = tiny.load_audio(clean)
+    rms = [10 * np.log10(np.mean(a[o: o + n] ** 2)) for a, o, n in zip(audio, clean.offset, clean.n_speech)]
+    table = pd.DataFrame({"style": clean["style"], "gain": clean["gain_db"], "rms": rms})
+    by_style = table.groupby("style").mean()
+    assert by_style["gain"].max() - by_style["gain"].min() < 3.0
+    assert by_style["rms"].max() - by_style["rms"].min() < 3.0
+    assert np.allclose(rms, clean["gain_db"], atol=0.5)  # the recorded gain is the level
+
+
+def test_deterministic_and_independent_of_workers(tiny: ss.Corpus, tmp_path: Path) -> None:
+    sub = ss.generate_corpus("tiny", out=tmp_path / "sub", seed=0, workers=1, progress=False, _subset=10)
+    same = tiny.manifest.set_index("index").loc[sub.manifest["index"]].reset_index()
+    pd.testing.assert_frame_equal(sub.manifest, same[sub.manifest.columns])
+    assert set(sub.manifest.engine) == {"espeak", "flite", "festival"}
+    assert _hashes(sub, sub.manifest) == _hashes(tiny, same)
+    assert plan(ss.PROFILES["tiny"], 1)[0] != plan(ss.PROFILES["tiny"], 0)[0]
+
+
+def test_cache_hit_returns_at_once(tiny: ss.Corpus) -> None:
+    stamp = (tiny.root / "manifest.csv").stat().st_mtime_ns
+    start = time.perf_counter()
+    again = ss.generate_corpus("tiny", out=tiny.root, seed=0, progress=False)
+    assert time.perf_counter() - start < 2.0
+    assert (tiny.root / "manifest.csv").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(again.manifest, ss.load_corpus(tiny.root).manifest)
+
+
+def test_incomplete_directory_is_not_complete(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    (out / "clips").mkdir(parents=True)
+    (out / "manifest.csv").write_text("path,word\n")
+    with pytest.raises(UserError, match="not a complete synthetic corpus"):
+        ss.load_corpus(out)
+    corpus = ss.generate_corpus("tiny", out=out, workers=1, progress=False, _subset=3)
+    assert (out / ss.MARKER).is_file() and len(corpus.manifest) == 3
+
+
+def test_foreign_directories_are_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ss.MARKER).write_text(json.dumps({"profile": "small", "seed": 0}))
+    with pytest.raises(UserError, match="another corpus"):
+        ss.generate_corpus("tiny", out=other, progress=False)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a synthetic corpus"):
+        ss.generate_corpus("tiny", out=tmp_path / "mine", progress=False)
+    with pytest.raises(UserError, match="unknown synthetic corpus profile"):
+        ss.generate_corpus("huge", out=tmp_path / "x")
+
+
+def test_missing_engine_names_the_apt_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(UserError) as err:
+        ss.generate_corpus("tiny", out=tmp_path / "c", progress=False)
+    message = str(err.value)
+    assert "espeak-ng" in message and "apt-get install -y" in message
+    assert "festvox-kallpc16k" in message and "\n" not in message
+    assert not (tmp_path / "c").exists()
