@@ -169,7 +169,7 @@ def build_tf_a(am: keras.Model, n_target: int, length: int, seed: int | None = 0
     """
     tuned = copy_model(am)
     tuned.trainable = True
-    features = keras.Model(tuned.inputs, tuned.get_layer("embedding").output, name="am_features")
+    features = keras.Model(tuned.input, tuned.get_layer("embedding").output, name="am_features")
     series = keras.Input((length,), name="series")  # (b, L)
     x = SegmentPad(1, name="segment_pad")(series)  # (b, 16000), series at the start
     head = keras.layers.Dense(n_target, activation="softmax", name="tf_head",

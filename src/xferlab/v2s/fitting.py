@@ -1,0 +1,117 @@
+"""Shared epoch loop pieces for V2S, TF_a and source pretraining.
+
+Training code reports through ``on_epoch(epoch, metrics)`` (epochs count from 1;
+metrics ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy`` and ``swd``
+when an SWD function is given). Tracking logs them, tuning may raise ``TrialPruned``
+from the callback: Keras lets it propagate out of ``fit``, and so do we.
+The weights of the epoch with the lowest validation loss are restored at the end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import keras
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score
+
+OnEpoch = Callable[[int, dict[str, float]], None]
+EPS = 1e-7  # keras.backend.epsilon(): the clip Keras applies before log
+
+
+@dataclass
+class TrainResult:
+    """What a training call returns: per-epoch history and final metrics."""
+
+    history: list[dict[str, float]]  # one dict per epoch, with key "epoch" (from 1)
+    best_epoch: int  # epoch (from 1) whose weights were restored, by val loss
+    metrics: dict[str, float] = field(default_factory=dict)  # best_val_*, test_* (+ best_epoch)
+    confusion: np.ndarray | None = None  # (n_classes, n_classes) on the test set, rows = truth
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Collects metrics, keeps the best-val-loss weights, forwards to ``on_epoch``."""
+
+    def __init__(self, on_epoch: OnEpoch | None = None,
+                 swd_fn: Callable[[keras.Model], float] | None = None) -> None:
+        super().__init__()
+        self.on_epoch, self.swd_fn = on_epoch, swd_fn
+        self.history: list[dict[str, float]] = []
+        self.best_loss, self.best_epoch, self.best_weights = np.inf, 0, None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        metrics = {"train_loss": float(logs["loss"]), "train_accuracy": float(logs["accuracy"]),
+                   "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"])}
+        if self.swd_fn is not None:
+            metrics["swd"] = float(self.swd_fn(self.model))
+        if metrics["val_loss"] < self.best_loss:  # NaN never wins
+            self.best_loss, self.best_epoch = metrics["val_loss"], epoch + 1
+            self.best_weights = [w.numpy().copy() for w in self.model.weights]
+        self.history.append({"epoch": epoch + 1, **metrics})
+        if self.on_epoch is not None:
+            self.on_epoch(epoch + 1, metrics)  # may raise TrialPruned: let it propagate
+
+    def restore_best(self) -> None:
+        if self.best_weights is not None:
+            for w, value in zip(self.model.weights, self.best_weights):
+                w.assign(value)
+
+
+def sparse_ce(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-sample cross entropy exactly as Keras computes it on non-logit scores.
+
+    Keras clips the scores, takes the log and renormalises (softmax of log p), so
+    mapped V2S scores that do not sum to one are handled like the authors' code did.
+    """
+    logp = np.log(np.clip(scores, EPS, 1 - EPS))  # (n, C)
+    top = logp.max(axis=1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(logp - top).sum(axis=1))  # (n,)
+    return lse - logp[np.arange(len(y)), y]
+
+
+def evaluate_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
+                        batch_size: int = 64, prefix: str = "test") -> tuple[dict[str, float], np.ndarray]:
+    """Loss (+ the model's regularisation terms, as in Keras), accuracy, macro F1, MPCE term.
+
+    ``{prefix}_mpce_term`` is error_rate / n_classes: summing it over datasets gives the
+    MPCE of Table 2 (Wang et al. 2017).
+    """
+    scores = model.predict(x, batch_size=batch_size, verbose=0)  # (n, C)
+    y = np.asarray(y, dtype=np.int64)
+    n_classes = scores.shape[1]
+    pred = scores.argmax(axis=1)
+    reg = float(sum(float(keras.ops.convert_to_numpy(l)) for l in model.losses))
+    acc = float((pred == y).mean())
+    metrics = {f"{prefix}_loss": float(sparse_ce(scores, y).mean()) + reg,
+               f"{prefix}_accuracy": acc,
+               f"{prefix}_f1_macro": float(f1_score(y, pred, average="macro", labels=range(n_classes),
+                                                    zero_division=0)),
+               f"{prefix}_mpce_term": (1.0 - acc) / n_classes}
+    return metrics, confusion_matrix(y, pred, labels=range(n_classes))
+
+
+def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.ndarray],
+                   test: tuple[np.ndarray, np.ndarray] | None, epochs: int, batch_size: int,
+                   on_epoch: OnEpoch | None, swd_fn=None, verbose: int = 0) -> TrainResult:
+    """Run ``fit`` (``train`` is (x, y) or a PyDataset), restore best weights, test.
+
+    The model must be compiled with a sparse cross-entropy loss and "accuracy".
+    """
+    reporter = EpochReporter(on_epoch, swd_fn)
+    if isinstance(train, tuple):
+        model.fit(train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=val,
+                  shuffle=True, callbacks=[reporter], verbose=verbose)
+    else:
+        model.fit(train, epochs=epochs, validation_data=val, callbacks=[reporter], verbose=verbose)
+    reporter.restore_best()
+    best = next((h for h in reporter.history if h["epoch"] == reporter.best_epoch), {})
+    metrics = {"best_epoch": float(reporter.best_epoch),
+               "best_val_loss": best.get("val_loss", np.nan),
+               "best_val_accuracy": best.get("val_accuracy", np.nan)}
+    confusion = None
+    if test is not None and test[0] is not None:
+        test_metrics, confusion = evaluate_classifier(model, test[0], test[1], batch_size)
+        metrics.update(test_metrics)
+    return TrainResult(reporter.history, reporter.best_epoch, metrics, confusion)

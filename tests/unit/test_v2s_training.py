@@ -1,0 +1,194 @@
+"""V2S end to end on a tiny AM: frozen AM, gradients to theta, TF_a, training loop, SWD, figures."""
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from xferlab.errors import TrialPruned, UserError  # noqa: E402
+from xferlab.v2s import analysis, figures  # noqa: E402
+from xferlab.v2s.fitting import EpochReporter  # noqa: E402
+from xferlab.v2s.models import attrnn_tiny, load_keras_model  # noqa: E402
+from xferlab.v2s.pretrain import pretrain_source, shift_and_gain  # noqa: E402
+from xferlab.v2s.reprogram import build_tf_a, build_v2s  # noqa: E402
+from xferlab.v2s.train import inverse_time_decay, train_v2s  # noqa: E402
+
+L = 400  # target series length
+
+
+def _target_data(n: int = 24, seed: int = 0):
+    """Two classes of noisy sines with different frequencies: (n, L) float32, (n,) int."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    t = np.linspace(0, 1, L)
+    x = np.sin(2 * np.pi * (3 + 5 * y[:, None]) * t) + 0.2 * rng.standard_normal((n, L))
+    return x.astype("float32"), y
+
+
+@pytest.fixture(scope="module")
+def am():
+    keras.utils.set_random_seed(0)
+    return attrnn_tiny(6)
+
+
+@pytest.fixture(scope="module")
+def trained(am):
+    """A V2S model after 2 epochs, with the AM's variables recorded before training."""
+    x, y = _target_data()
+    v2s = build_v2s(am, 2, L, seg=2, mapping=3, dropout=0.2, l2=0.05, seed=0)
+    frozen = v2s.get_layer("am").am
+    before = {v.path: v.numpy().copy() for v in frozen.weights}
+    theta0 = v2s.get_layer("reprogram").theta.numpy().copy()
+    speech = np.random.default_rng(1).standard_normal((12, 16000)).astype("float32") * 0.1
+    seen = []
+    result = train_v2s(v2s, x, y, x, y, x, y, epochs=2, batch_size=8, lr=0.05, seed=0,
+                       on_epoch=lambda e, m: seen.append((e, m)),
+                       swd_fn=analysis.make_swd_fn(v2s, speech, x, n_projections=50))
+    return {"v2s": v2s, "result": result, "before": before, "theta0": theta0, "seen": seen, "x": x, "y": y}
+
+
+def test_am_weights_and_bn_statistics_frozen(trained):
+    frozen = trained["v2s"].get_layer("am").am
+    bn_stats = [v.path for v in frozen.weights if "moving" in v.path]
+    assert len(bn_stats) == 4  # two BatchNorm layers x (moving_mean, moving_variance)
+    for v in frozen.weights:
+        np.testing.assert_array_equal(v.numpy(), trained["before"][v.path], err_msg=v.path)
+    theta = trained["v2s"].get_layer("reprogram").theta.numpy()
+    assert np.abs(theta - trained["theta0"]).max() > 1e-4  # the program did change
+    assert [w.name for w in trained["v2s"].trainable_weights] == ["theta"]
+
+
+def test_gradient_reaches_theta(trained):
+    v2s, x, y = trained["v2s"], trained["x"], trained["y"]
+    theta = v2s.get_layer("reprogram").theta
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y[:8], v2s(x[:8], training=True)))
+    grad = tape.gradient(loss, theta)
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+def test_train_result_history_and_metrics(trained):
+    res, seen = trained["result"], trained["seen"]
+    assert [e for e, _ in seen] == [1, 2]
+    assert set(seen[0][1]) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "swd"}
+    assert res.best_epoch in (1, 2) and len(res.history) == 2
+    for key in ("test_loss", "test_accuracy", "test_f1_macro", "test_mpce_term", "best_epoch"):
+        assert np.isfinite(res.metrics[key]), key
+    assert res.confusion.shape == (2, 2) and res.confusion.sum() == len(trained["y"])
+    # best weights restored: test metrics computed on the val set equal the best epoch's
+    best = res.history[res.best_epoch - 1]
+    assert res.metrics["test_loss"] == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def _dense_classifier(n_in: int, n_classes: int) -> keras.Model:
+    """A model that traces in well under a second: the loops do not care what they train."""
+    inp = keras.Input((n_in,))
+    out = keras.layers.Dense(n_classes, activation="softmax")(keras.layers.Dropout(0.3)(inp))
+    return keras.Model(inp, out)
+
+
+def test_seeded_training_is_deterministic():
+    x, y = _target_data(32)
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        res = train_v2s(_dense_classifier(L, 2), x, y, x, y, epochs=3, batch_size=8, lr=0.01, seed=0)
+        runs.append([h["train_loss"] for h in res.history])
+    assert runs[0] == runs[1]
+
+
+def test_v2s_round_trip(trained, tmp_path):
+    v2s, x = trained["v2s"], trained["x"]
+    v2s.save(tmp_path / "v2s.keras")
+    again = load_keras_model(str(tmp_path / "v2s.keras"))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), v2s.predict(x, verbose=0))
+    assert again.get_layer("label_map").index_lists == v2s.get_layer("label_map").index_lists
+
+
+def test_tf_a_fine_tunes_the_am(am):
+    x, y = _target_data(16)
+    tf_a = build_tf_a(am, 2, L, seed=0)
+    features = tf_a.get_layer("am_features")
+    before = features.get_layer("bilstm1").get_weights()[0].copy()
+    np.testing.assert_array_equal(before, am.get_layer("bilstm1").get_weights()[0])  # a copy of the AM
+    train_v2s(tf_a, x, y, x, y, epochs=1, batch_size=8, lr=0.01, seed=0, decay=0.0)
+    assert np.abs(features.get_layer("bilstm1").get_weights()[0] - before).max() > 0  # AM tuned
+    np.testing.assert_array_equal(am.get_layer("bilstm1").get_weights()[0], before)  # caller's AM untouched
+
+
+def test_pruning_exception_propagates(trained):
+    """The epoch callback's TrialPruned leaves the reporter (Keras fit does not catch it)."""
+    def prune(epoch, metrics):
+        raise TrialPruned()
+
+    reporter = EpochReporter(prune)
+    reporter.set_model(trained["v2s"])
+    logs = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}
+    with pytest.raises(TrialPruned):
+        reporter.on_epoch_end(0, logs)
+    assert reporter.best_epoch == 1 and reporter.history[0]["val_loss"] == 1.0
+
+
+def test_user_errors(am):
+    with pytest.raises(UserError, match="mapping"):
+        build_v2s(am, 3, L, mapping=3)  # 3 x 3 > 6 source classes
+    with pytest.raises(UserError, match="seg"):
+        build_v2s(am, 2, 5000, seg=4)
+    x, y = _target_data(8)
+    with pytest.raises(UserError, match="labels"):
+        train_v2s(build_v2s(am, 2, L), x, y + 5, x, y, epochs=1)
+
+
+def test_frequency_mapping_and_mask_in_build(am):
+    x, y = _target_data(8)
+    v2s = build_v2s(am, 2, L, seg=2, mapping=2, mapping_kind="frequency", mask=True,
+                    x_train=x, y_train=y)
+    lists = v2s.get_layer("label_map").index_lists
+    assert [len(s) for s in lists] == [2, 2] and len({*lists[0], *lists[1]}) == 4
+    mask = v2s.get_layer("reprogram").program_mask.numpy()
+    starts = [0, (16000 // L // 2) * L]  # K = 40 slots, s = 20: copies at 0 and 8000
+    for start in starts:
+        assert not mask[start:start + L].any()
+    assert mask.sum() == 16000 - 2 * L
+
+
+def test_schedule_is_authors_inverse_time_decay():
+    sched = inverse_time_decay(0.05)
+    assert float(sched(0)) == pytest.approx(0.05)
+    assert float(sched(10)) == pytest.approx(0.05 / 5.8, rel=1e-5)  # ~0.0086
+    assert float(sched(100)) == pytest.approx(0.05 / 49, rel=1e-5)  # ~0.001
+
+
+def test_sliced_wasserstein():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((200, 6))
+    assert analysis.sliced_wasserstein(a, a) == pytest.approx(0.0, abs=1e-9)
+    shifted = analysis.sliced_wasserstein(a, a + 3.0)
+    assert shifted > 1.0
+    assert analysis.sliced_wasserstein(a, a + 3.0, seed=0) == shifted  # seeded
+
+
+def test_pretrain_source_and_augmentation(am):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 16000)).astype("float32")
+    aug = shift_and_gain(x, rng, max_shift=100, gain_db=6.0)
+    assert aug.shape == x.shape and not np.array_equal(aug, x)
+    model = _dense_classifier(16000, 3)
+    xs = rng.standard_normal((12, 16000)).astype("float32") * 0.1
+    ys = np.arange(12) % 3
+    res = pretrain_source(model, xs, ys, xs, ys, epochs=1, batch_size=6, seed=0)
+    assert res.best_epoch == 1 and np.isfinite(res.metrics["best_val_loss"])
+    with pytest.raises(UserError, match="16000"):
+        pretrain_source(model, xs[:, :100], ys, xs, ys, epochs=1)
+
+
+def test_figures_write_pngs(trained, am, tmp_path):
+    v2s, x, y = trained["v2s"], trained["x"], trained["y"]
+    cam = analysis.cam_analysis(v2s, x[0])
+    assert cam["cams"]["conv1"].shape == (125, 80) and cam["attention"].shape == (125,)
+    reps = analysis.tsne_representations(v2s, x[:12])
+    paths = [figures.plot_training_curves(trained["result"].history, tmp_path / "curves.png"),
+             figures.plot_cam_panel(cam, tmp_path / "cam.png"),
+             figures.plot_tsne(figures.tsne_points(reps), y[:12], tmp_path / "tsne.png")]
+    for path in paths:
+        assert path.exists() and path.stat().st_size > 5000
