@@ -84,7 +84,8 @@ def test_second_run_skips_finished_instance(v2s_dir):
 ])
 def test_bad_v2s_settings_fail_cleanly(v2s_dir, override: str, message: str):
     workdir, env = v2s_dir
-    out = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml"), "--set", override], workdir, env)
+    out = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml"), "--set", override, "--set", "model.pretrain=null"],
+                  workdir, env)
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr.strip().splitlines()[-1]
     client = client_for(workdir)
