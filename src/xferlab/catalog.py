@@ -138,3 +138,9 @@ KINDS.register("v2s", "xferlab.jobs.v2s:run", help="Voice2Series reprogramming (
 KINDS.register("at", "xferlab.jobs.at:run", help="VGG16 on spectrograms: baseline, weight-init or anti-transfer")
 KINDS.register("pretrain_at", "xferlab.jobs.at:run", help="train and register an orthogonal VGG16")
 KINDS.register("pretrain_v2s", "xferlab.jobs.pretrain_v2s:run", help="train and register a V2S source AM")
+
+# --- report tables (built by xferlab.report from MLflow runs) ----------------------------
+from xferlab.report.catalog import ITEMS as _REPORT_ITEMS  # noqa: E402  (plain data, no imports)
+
+for _name, (_title, _target) in _REPORT_ITEMS.items():
+    TABLES.register(_name, _target, help=_title)

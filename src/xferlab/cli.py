@@ -15,7 +15,6 @@ from typing import Callable, Sequence
 
 from xferlab import __version__
 from xferlab.errors import UserError
-from xferlab.report.cli import add_report_parser  # TEMP-REPORT-WIRING
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -81,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_data, _add_list, _add_runs, _add_quickstart):
         add(sub)
-    add_report_parser(sub)  # TEMP-REPORT-WIRING
-    from xferlab.tuning.cli import add_tune_parser  # TEMP-TUNE-WIRING (issue 5 helper)
+    from xferlab.report.cli import add_report_parser
+    from xferlab.tuning.cli import add_tune_parser
+
     add_tune_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

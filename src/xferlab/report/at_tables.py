@@ -1,0 +1,181 @@
+"""Anti-transfer tables as pure functions: runs DataFrame -> table DataFrame.
+
+Grouping: target task (``data.dataset``) and split (``data.split``), condition (tag
+``xferlab.condition``: baseline | weight_init | at | dual_at) and the model it is measured
+against (the orthogonal model for AT, the initialising one for weight-init). Accuracies
+in percent, mean +- std over repetitions (seeds). The "best layer" is chosen on
+validation accuracy, not on test accuracy, so the headline number is not a test-set
+maximum; "mean over layers" averages the per-layer means.
+
+The paper's numbers sit beside ours through an explicit analogue map (synthetic style
+task ~ IEMOCAP emotion, synthetic digits ~ Google Speech Commands digits); the
+``paper_task`` column says which paper row a row is compared with.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from xferlab.report import papers
+from xferlab.report.frames import aggregate
+from xferlab.report.query import column, metric
+
+CELL = ["task", "split", "confound", "condition", "ref_model", "layer"]
+TASK = ["task", "split", "confound"]  # a target task setting: the baseline is per TASK
+AT_CONDITIONS = ("at", "dual_at")
+
+
+def _condition(runs: pd.DataFrame) -> pd.Series:
+    enabled = column(runs, "params.at.enabled").astype(str).str.lower() == "true"
+    init = ~column(runs, "params.init.from").astype(str).isin(["None", "", "nan", "none"])
+    derived = np.where(enabled, np.where(init, "dual_at", "at"), np.where(init, "weight_init", "baseline"))
+    return column(runs, "tags.xferlab.condition").fillna(pd.Series(derived, index=runs.index))
+
+
+def prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs + task, split, condition, ref_model, layer and accuracies in percent."""
+    cond = _condition(runs)
+    orth = column(runs, "params.at.orthogonal").fillna("").astype(str)
+    init = column(runs, "params.init.from").fillna("").astype(str)
+    ref_model = np.where(cond.isin(AT_CONDITIONS), orth, np.where(cond == "weight_init", init, ""))
+    layer = pd.to_numeric(column(runs, "params.at.layer"), errors="coerce").where(cond.isin(AT_CONDITIONS))
+    return runs.assign(task=column(runs, "params.data.dataset").fillna("?").astype(str),
+                       split=column(runs, "params.data.split").fillna("default").astype(str),
+                       confound=pd.to_numeric(column(runs, "params.data.confound"), errors="coerce").fillna(0.0),
+                       condition=cond, ref_model=ref_model, layer=layer,
+                       test=metric(runs, "test_accuracy") * 100, train=metric(runs, "best_train_accuracy") * 100,
+                       val=metric(runs, "best_val_accuracy") * 100)
+
+
+def at_layers(prepared: pd.DataFrame) -> pd.DataFrame:
+    """Per task/split/condition/model/layer: test, train and val accuracy, and the gain over
+    the baseline of the same task and split (AT minus baseline, points)."""
+    keys = CELL
+    table = aggregate(prepared, keys, "test", "test_")
+    for split_name in ("train", "val"):
+        table = table.merge(aggregate(prepared, keys, split_name, f"{split_name}_"), on=keys, how="left")
+    base = prepared[prepared["condition"] == "baseline"].groupby(TASK)[["test", "train"]].mean()
+    base = base.rename(columns={"test": "baseline_test", "train": "baseline_train"}).reset_index()
+    table = table.merge(base, on=TASK, how="left")
+    table["test_gain"] = table["test_mean"] - table["baseline_test"]
+    table["train_gain"] = table["train_mean"] - table["baseline_train"]
+    table.loc[table["condition"] == "baseline", ["test_gain", "train_gain"]] = np.nan
+    return table.sort_values(keys, na_position="first").reset_index(drop=True)
+
+
+def _pick(layers: pd.DataFrame, cond: str, ref: str) -> dict[str, object]:
+    """Best layer (by validation) and mean over layers for one condition and model."""
+    sub = layers[(layers["condition"] == cond) & (layers["ref_model"] == ref)]
+    if sub.empty:
+        return {}
+    score = sub["val_mean"].where(sub["val_mean"].notna(), sub["test_mean"])
+    best = sub.loc[score.idxmax()]
+    return {f"{cond}_best_layer": best["layer"], f"{cond}_best_test_mean": best["test_mean"],
+            f"{cond}_best_test_std": best["test_std"], f"{cond}_best_test_n": best["test_n"],
+            f"{cond}_best_train_mean": best["train_mean"], f"{cond}_best_train_std": best["train_std"],
+            f"{cond}_best_train_n": best["train_n"],
+            f"{cond}_layers_test_mean": sub["test_mean"].mean(), f"{cond}_layers_test_n": int(len(sub)),
+            f"{cond}_layers_train_mean": sub["train_mean"].mean(), f"{cond}_layers_train_n": int(len(sub))}
+
+
+def _stat_cols(sub: pd.DataFrame, prefix: str) -> dict[str, object]:
+    if sub.empty:
+        return {}
+    row = sub.iloc[0]
+    return {f"{prefix}_test_mean": row["test_mean"], f"{prefix}_test_std": row["test_std"],
+            f"{prefix}_test_n": row["test_n"], f"{prefix}_train_mean": row["train_mean"],
+            f"{prefix}_train_std": row["train_std"], f"{prefix}_train_n": row["train_n"]}
+
+
+def summary(prepared: pd.DataFrame) -> pd.DataFrame:
+    """The headline table: per task, split and reference model, baseline / weight-init /
+    AT (best layer, mean over layers) / dual AT, test and train, beside the paper."""
+    layers = at_layers(prepared)
+    refs = layers[layers["condition"] != "baseline"][[*TASK, "ref_model"]].drop_duplicates()
+    bare = layers[TASK].drop_duplicates().merge(refs[TASK].drop_duplicates(), how="left", indicator=True)
+    keys = pd.concat([refs, bare[bare["_merge"] == "left_only"][TASK].assign(ref_model="")])
+    rows = []
+    for task, split, confound, ref in keys.itertuples(index=False):
+        here = layers[(layers["task"] == task) & (layers["split"] == split) & (layers["confound"] == confound)]
+        row: dict[str, object] = {"task": task, "split": split, "confound": confound, "ref_model": ref}
+        row.update(_stat_cols(here[here["condition"] == "baseline"], "baseline"))
+        row.update(_stat_cols(here[(here["condition"] == "weight_init") & (here["ref_model"] == ref)], "weight_init"))
+        for cond in AT_CONDITIONS:
+            row.update(_pick(here, cond, ref))
+        row.update(paper_row(task, split))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for cond in AT_CONDITIONS:
+        if f"{cond}_best_test_mean" in table and "baseline_test_mean" in table:
+            table[f"{cond}_gain_test"] = table[f"{cond}_best_test_mean"] - table["baseline_test_mean"]
+    return table
+
+
+def task_label(task: str, split: str, confound: float) -> str:
+    """``synth/style_speakersplit confound 0.8``: the split only when not the default."""
+    text = task if split in ("default", "") else f"{task} / {split}"
+    return text + (f" confound {confound:g}" if confound else "")
+
+
+def paper_task(task: str, split: str) -> tuple[str, str] | None:
+    """The paper's (task, split) a run's task is compared with, or None."""
+    t, s = task.lower(), split.lower()
+    if "style" in t or "iemocap" in t or "emotion" in t:
+        return "speech_emotion", "random" if ("random" in t or s == "random") else "speaker_wise"
+    if "good" in t:
+        return "sound_goodness", "instrument_wise" if "instrument" in (t + s) else "random"
+    if "digit" in t:
+        return "digits", "noisy_more" if "verynoisy" in t else ("noisy" if "noisy" in t else "clean")
+    return None
+
+
+_TRAIN_TASK = {"speech_emotion": "IEMOCAP emotion", "sound_goodness": "Good-Sounds goodness", "digits": "GSC digits"}
+_GSC_ROWS = {"clean": 0, "noisy": 1, "noisy_more": 2}
+
+
+def paper_row(task: str, split: str) -> dict[str, object]:
+    """The paper's columns for a task: baseline / AT / alternative AT / dual AT, test & train."""
+    found = paper_task(task, split)
+    if found is None:
+        return {"paper_task": ""}
+    ptask, psplit = found
+    out: dict[str, object] = {"paper_task": f"{ptask} / {psplit}"}
+    if ptask == "digits":
+        gsc = papers.load("at_gsc").iloc[_GSC_ROWS[psplit]]
+        out.update(paper_baseline_test=gsc["baseline_test_acc"], paper_at_test=gsc["single_at_a"],
+                   paper_at_alt_test=gsc["single_at_b"], paper_dual_at_test=gsc["dual_at"])
+    else:
+        head = papers.load("at_headline")
+        hit = head[(head["task"] == ptask) & (head["split"] == psplit)].iloc[0]
+        out.update(paper_baseline_test=hit["baseline_test_acc"], paper_at_test=hit["at_same_dataset_test_acc"],
+                   paper_at_alt_test=hit["at_bigger_dataset_test_acc"])
+    train = papers.load("at_train_acc")
+    hit = train[(train["task"] == _TRAIN_TASK[ptask]) & (train["split"] == psplit)]
+    if len(hit):
+        out.update(paper_baseline_train=hit.iloc[0]["baseline_train_acc"], paper_at_train=hit.iloc[0]["at_train_acc"])
+    return out
+
+
+def paper_boost() -> pd.DataFrame:
+    """The paper's "test accuracy boost" bars, recomputed from its headline numbers."""
+    head = papers.load("at_headline")
+    same = head["at_same_dataset_test_acc"] - head["baseline_test_acc"]
+    bigger = head["at_bigger_dataset_test_acc"] - head["baseline_test_acc"]
+    both = pd.concat([same, bigger])
+    task2 = pd.concat([head["task"], head["task"]])
+    rows = [("overall", both.mean()), ("speech emotion", both[task2 == "speech_emotion"].mean()),
+            ("sound goodness", both[task2 == "sound_goodness"].mean()),
+            ("pretrain on bigger dataset", bigger.mean()), ("pretrain on same dataset", same.mean())]
+    return pd.DataFrame(rows, columns=["label", "boost"])
+
+
+def our_boost(table: pd.DataFrame) -> pd.DataFrame:
+    """Ours: AT (best layer and mean over layers) minus baseline test accuracy per row."""
+    if table.empty or "at_best_test_mean" not in table:
+        return pd.DataFrame(columns=["label", "best_layer", "mean_layers"])
+    rows = table[table["at_best_test_mean"].notna() & table["baseline_test_mean"].notna()]
+    labels = [f"{task_label(t, s, c)}\nvs {r}" for t, s, c, r in
+              zip(rows["task"], rows["split"], rows["confound"], rows["ref_model"])]
+    return pd.DataFrame({"label": labels,
+                         "best_layer": rows["at_best_test_mean"] - rows["baseline_test_mean"],
+                         "mean_layers": rows["at_layers_test_mean"] - rows["baseline_test_mean"]})

@@ -1,0 +1,60 @@
+"""``xferlab report``: argument parsing for the report (wired into ``xferlab.cli``).
+
+``add_report_parser(subparsers)`` adds the subcommand; its handler imports pandas, mlflow
+and matplotlib only when it runs, so ``xferlab --help`` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_OUT = "reports"
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``report`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "report", help="rebuild the papers' tables and figures from MLflow runs, beside the published numbers",
+        description="Query MLflow once per experiment, build the requested tables (CSV, Markdown, a sheet of "
+        "report.xlsx) and figures (PNG) and an offline index.html. Only FINISHED runs of role 'final' count "
+        "unless --role says otherwise; runs that differ from their cell's majority (config or commit) are flagged.")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="report items or globs, e.g. v2s_table2 'at_*' (default: all; see --list)")
+    p.add_argument("--experiment", action="append", default=None, metavar="NAME",
+                   help="MLflow experiment to read (repeatable; default: every active experiment)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
+    p.add_argument("--role", action="append", default=None, dest="roles", metavar="ROLE",
+                   help="run roles that count (repeatable; default: final; e.g. --role final --role smoke)")
+    p.add_argument("--strict", action="store_true",
+                   help="leave runs that differ from their cell's majority out of the numbers (default: flag them)")
+    p.add_argument("--v2s-dataset", metavar="NAME", help="dataset of V2S Figures 3-5, e.g. Coffee (default: first "
+                   "with runs)")
+    p.add_argument("--at-dataset", metavar="NAME", help="task of the AT loss figure, e.g. synth/style_speakersplit")
+    p.add_argument("--list", action="store_true", help="list the report items and exit")
+    p.set_defaults(handler=cmd_report)
+    return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from xferlab.report.build import Options, build_report, select_items
+    from xferlab.report.catalog import ALWAYS, ITEMS
+
+    if args.list:
+        for name, (title, _) in ITEMS.items():
+            print(f"{name:18s} {title}")
+        print(f"({', '.join(ALWAYS)}: written by every report)")
+        return 0
+    select_items(args.names)  # unknown names fail before the store is touched
+    options = Options(roles=tuple(args.roles or ("final",)), strict=args.strict,
+                      v2s_dataset=args.v2s_dataset, at_dataset=args.at_dataset)
+    report = build_report(args.names, args.experiment, Path(args.out), options)
+    for section in report.sections:
+        for line in section.missing:
+            print(line)
+        outputs = [t.files[0] for t in section.tables if t.files] + [f.path for f in section.figures]
+        outputs += [p for p, _ in section.files]
+        for path in outputs:
+            print(f"  wrote {path}")
+    print(f"report: {report.index} (+ {report.workbook.name}); {len(report.fetched.frame)} runs fetched in "
+          f"{report.fetched.seconds:.1f} s, built in {report.seconds:.1f} s")
+    return 0

@@ -1,0 +1,121 @@
+"""Pure helpers shared by the table builders: aggregation over seeds and mismatch flags.
+
+Every run of one table cell should differ from its neighbours in the seed only. Two
+things can silently break that: a different configuration (a spec edited between runs,
+an override) and different code. :func:`consistency` finds, per cell, the majority
+configuration (all params but the seed) and the majority commit, and flags the others;
+the report lists them and marks the cell, and ``--strict`` drops them from the numbers.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from xferlab.report.query import column
+
+SEED_PARAMS = ("params.seed",)  # the only param allowed to differ inside a cell
+COMMIT_TAG = "tags.xferlab.git_commit"
+
+
+def stats(values: pd.Series) -> tuple[float, float, int]:
+    """(mean, sample std, n) of the non-missing values; std is NaN below two values."""
+    v = pd.to_numeric(values, errors="coerce").dropna().astype(float)
+    n = int(v.size)
+    if n == 0:
+        return np.nan, np.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if n > 1 else np.nan, n
+
+
+def aggregate(frame: pd.DataFrame, by: Sequence[str], value: str, prefix: str = "") -> pd.DataFrame:
+    """One row per group of ``by``: ``{prefix}mean``, ``{prefix}std`` (ddof 1), ``{prefix}n``
+    (non-missing values), in order of first appearance; one vectorised groupby."""
+    cols = [f"{prefix}mean", f"{prefix}std", f"{prefix}n"]
+    if frame.empty:
+        return pd.DataFrame(columns=[*by, *cols])
+    values = frame[list(by)].assign(_v=pd.to_numeric(frame[value], errors="coerce").astype(float))
+    out = values.groupby(list(by), sort=False, dropna=False)["_v"].agg(["mean", "std", "count"]).reset_index()
+    out.columns = [*by, *cols]
+    out[f"{prefix}n"] = out[f"{prefix}n"].astype(int)
+    return out
+
+
+def config_key(frame: pd.DataFrame) -> pd.Series:
+    """A hash per run of all its params except the seed (same key = same configuration)."""
+    cols = sorted(c for c in frame.columns if c.startswith("params.") and c not in SEED_PARAMS)
+    if not cols or frame.empty:
+        return pd.Series("", index=frame.index, dtype=object)
+    values = frame[cols].astype(object).where(frame[cols].notna(), "\x00").astype(str)
+    return pd.util.hash_pandas_object(values, index=False).astype(str)
+
+
+def majority(cells: pd.Series, values: pd.Series, start: pd.Series) -> pd.Series:
+    """Per run, its cell's most frequent value; ties go to the value of the most recent run.
+
+    Vectorised (one groupby) so that thousands of runs cost milliseconds.
+    """
+    tally = pd.DataFrame({"cell": cells.values, "value": values.values, "start": start.astype(float).values})
+    tally = tally.groupby(["cell", "value"], sort=False).agg(count=("start", "size"), last=("start", "max"))
+    best = tally.sort_values(["count", "last"], ascending=False).reset_index().drop_duplicates("cell")
+    return pd.Series(cells.map(best.set_index("cell")["value"]).values, index=values.index)
+
+
+def _param_diff(run: pd.Series, ref: pd.Series) -> str:
+    keys = [c for c in run.index if c.startswith("params.") and c not in SEED_PARAMS
+            and str(run[c]) != str(ref[c]) and not (pd.isna(run[c]) and pd.isna(ref[c]))]
+    shown = [f"{k[len('params.'):]}={run[k]} (majority {ref[k]})" for k in keys[:4]]
+    return "; ".join(shown) + (f"; +{len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def consistency(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Runs that differ from their cell's majority: run_id, cell, kind (config | code), detail."""
+    columns = ["run_id", "run_name", "cell", "kind", "detail", *by]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    parts = [frame[c].astype(object).where(frame[c].notna(), "—").astype(str) for c in by]  # pandas 3 keeps NaN
+    cells = parts[0].str.cat(parts[1:], sep=", ")
+    start = column(frame, "start_time", 0).fillna(0)
+    keys = config_key(frame)
+    commits = column(frame, COMMIT_TAG).fillna("unknown").astype(str)
+    major_key, major_commit = majority(cells, keys, start), majority(cells, commits, start)
+    rows: list[dict[str, object]] = []
+    for i in frame.index[keys != major_key]:  # few: detail row by row
+        ref = frame.loc[(cells == cells[i]) & (keys == major_key[i])].iloc[0]
+        rows.append(dict(kind="config", detail=_param_diff(frame.loc[i], ref), index=i))
+    for i in frame.index[commits != major_commit]:
+        rows.append(dict(kind="code", detail=f"commit {commits[i][:12]} (majority {major_commit[i][:12]})", index=i))
+    out = pd.DataFrame(rows, columns=["kind", "detail", "index"])
+    picked = frame.loc[out["index"]]
+    out = out.assign(run_id=picked["run_id"].values, run_name=column(picked, "run_name").values,
+                     cell=cells[out["index"]].values, **{k: picked[k].values for k in by})
+    return out[columns].reset_index(drop=True)
+
+
+def drop_flagged(frame: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """``--strict``: keep only the runs that agree with their cell's majority."""
+    return frame[~frame["run_id"].isin(set(flags["run_id"]))] if len(flags) else frame
+
+
+def flag_notes(flags: pd.DataFrame, row_key: str, label_key: str | None = None) -> pd.Series:
+    """Per table row (``row_key``): "! 1 config, 2 code" style notes for the flagged cells."""
+    if flags.empty:
+        return pd.Series(dtype=object)
+
+    def note(group: pd.DataFrame) -> str:
+        parts = []
+        for label, sub in group.groupby(label_key, sort=False) if label_key else [("", group)]:
+            kinds = sub.groupby("kind")["run_id"].nunique()
+            text = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+            parts.append(f"{label}: {text}" if label else text)
+        return "! " + "; ".join(parts) + " (see flags)"
+
+    return flags.groupby(row_key, sort=False).apply(note, include_groups=False)
+
+
+def fmt_stat(mean: float, std: float, n: int, digits: int = 2) -> str:
+    """``95.00 ± 1.20 (n=3)``; ``—`` when there are no runs."""
+    if not n or pd.isna(mean):
+        return "—"
+    spread = f" ± {std:.{digits}f}" if pd.notna(std) else ""
+    return f"{mean:.{digits}f}{spread} (n={n})"
