@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,7 +29,7 @@ class Outcome:
     """What happened to one instance."""
 
     instance: Instance
-    status: str  # FINISHED | FAILED | KILLED | SKIPPED
+    status: str  # FINISHED | FAILED | KILLED | SKIPPED | PRUNED (| CONTENDED inside run_claimed)
     run_id: str = ""
     seconds: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -38,28 +39,41 @@ class Outcome:
 
 def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "final",
             on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-            extra_tags: dict[str, str] | None = None) -> Outcome:
+            extra_tags: dict[str, str] | None = None, run_name: str | None = None,
+            claim: bool = False, force: bool = False) -> Outcome:
     """Run one instance inside its own MLflow run; never raises for a training failure.
 
     ``on_epoch`` is called after each epoch's metrics are logged (the tuner reports to
     Optuna there and may raise ``TrialPruned``: the run then ends KILLED and the outcome
-    says PRUNED). Runs started by ``mlflow run`` become children of its run.
+    says PRUNED). Runs started by ``mlflow run`` become children of its run. With ``claim``
+    the run is first claimed against other processes sharing the store
+    (:mod:`xferlab.tracking.claims`): a lost claim deletes the run and says SKIPPED, a tie
+    says CONTENDED (try again later).
     """
     from xferlab.catalog import KINDS
     from xferlab.errors import TrialPruned
     from xferlab.tracking import start_instance_run
+    from xferlab.tracking.claims import PENDING, ClaimLost, discard, hold
 
     start = time.monotonic()
     run_id = ""
     parent_run_id = parent_run_id or os.environ.get("MLFLOW_RUN_ID") or None
+    tags = {**(extra_tags or {}), **({"xferlab.claim": PENDING} if claim else {})}
     try:
-        with start_instance_run(instance, role=role, parent_run_id=parent_run_id, extra_tags=extra_tags) as run:
+        with start_instance_run(instance, role=role, parent_run_id=parent_run_id, extra_tags=tags,
+                                name=run_name) as run:
             run_id = run.run_id
+            if claim:
+                hold(run, role, count_finished=not force)
             run.epoch_hooks.append(epoch_printer(instance))
             if on_epoch is not None:
                 run.epoch_hooks.append(on_epoch)
             metrics = KINDS.get(instance.kind)(instance, run) or {}
         return Outcome(instance, "FINISHED", run_id, time.monotonic() - start, dict(metrics))
+    except ClaimLost as exc:
+        discard(run_id)
+        return Outcome(instance, "CONTENDED" if exc.retry else "SKIPPED", exc.holder,
+                       time.monotonic() - start, error=str(exc))
     except TrialPruned as exc:
         return Outcome(instance, "PRUNED", run_id, time.monotonic() - start, error=str(exc))
     except UserError as exc:
@@ -78,6 +92,20 @@ def epoch_printer(instance: Instance) -> Callable[[int, dict[str, float]], None]
         print(f"    epoch {epoch}/{total} {shown} ({time.monotonic() - start:.0f} s)", flush=True)
 
     return show
+
+
+def run_claimed(instance: Instance, force: bool = False, attempts: int = 6) -> Outcome:
+    """:func:`run_one` with a claim, retried after a random back-off while claims tie, so
+    that processes sharing a store run every instance exactly once between them."""
+    outcome = run_one(instance, claim=True, force=force)
+    for attempt in range(1, attempts):
+        if outcome.status != "CONTENDED":
+            return outcome
+        time.sleep(random.uniform(0.2, 1.0) * attempt)
+        outcome = run_one(instance, claim=True, force=force)
+    if outcome.status == "CONTENDED":
+        outcome.status = "SKIPPED"  # still contended: another process is about to run it
+    return outcome
 
 
 def _worker_init() -> None:
@@ -106,25 +134,25 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
     todo, outcomes = plan(instances, force)
     print(f"{len(instances)} instance(s): {len(outcomes)} already finished, {len(todo)} to run  [{uri}]")
     if workers > 1 and len(todo) > 1:
-        outcomes += _run_parallel(todo, workers, fail_fast)
+        outcomes += _run_parallel(todo, workers, fail_fast, force)
     else:
         for n, inst in enumerate(todo, 1):
             print(f"[{n}/{len(todo)}] {inst.spec_name} {inst.cell} seed={inst.seed}", flush=True)
-            outcomes.append(_report(run_one(inst)))
+            outcomes.append(_report(run_claimed(inst, force)))
             if fail_fast and outcomes[-1].status != "FINISHED":
                 break
     print_summary(outcomes)
     return exit_status(outcomes)
 
 
-def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool) -> list[Outcome]:
+def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool, force: bool = False) -> list[Outcome]:
     """Instances in ``workers`` spawned processes; an interrupt stops the workers, whose
     SIGTERM handlers mark their runs KILLED."""
     ctx = multiprocessing.get_context("spawn")  # no TF/torch state is inherited by forking
     results: list[Outcome] = []
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
     try:
-        futures = [pool.submit(run_one, inst) for inst in todo]
+        futures = [pool.submit(run_claimed, inst, force) for inst in todo]
         for future in as_completed(futures):
             results.append(_report(future.result()))
             if fail_fast and results[-1].status != "FINISHED":

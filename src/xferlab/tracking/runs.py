@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping, Callable
+from typing import Any, Callable, Mapping
 
 import yaml
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -37,6 +37,7 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 from xferlab.errors import TrialPruned
 from xferlab.spec import Instance
 from xferlab.tracking import context, signals, store
+from xferlab.tracking.claims import ClaimLost
 
 ROLES = ("final", "trial", "pretrain", "smoke")
 RUN_NAME_MAX = 100
@@ -152,6 +153,9 @@ class TrackedRun:
         if isinstance(exc, TrialPruned):
             self._safe_tags({"xferlab.pruned": "true"})
             return
+        if isinstance(exc, ClaimLost):  # another process runs this instance: no error to record
+            self._safe_tags({"xferlab.claim": "lost"})
+            return
         line = _one_line(exc)
         self._safe_tags({"xferlab.error": line})
         if status == "FAILED":
@@ -231,7 +235,7 @@ class InstanceRun(TrackedRun):
 def _status_for(exc: BaseException | None) -> str:
     if exc is None:
         return RunStatus.to_string(RunStatus.FINISHED)
-    if isinstance(exc, Exception) and not isinstance(exc, TrialPruned):
+    if isinstance(exc, Exception) and not isinstance(exc, (TrialPruned, ClaimLost)):
         return RunStatus.to_string(RunStatus.FAILED)
     return RunStatus.to_string(RunStatus.KILLED)  # interrupt, SIGTERM, pruned, SystemExit
 
@@ -267,11 +271,12 @@ def spec_yaml(instance: Instance) -> str:
 
 
 def start_instance_run(instance: Instance, role: str = "final", parent_run_id: str | None = None,
-                       extra_tags: Mapping[str, Any] | None = None) -> InstanceRun:
+                       extra_tags: Mapping[str, Any] | None = None, name: str | None = None) -> InstanceRun:
     """The run of ``instance``; use as ``with start_instance_run(inst) as run: ...``."""
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {ROLES}")
-    return InstanceRun(instance, experiment=instance.experiment, run_name=run_name(instance),
+    return InstanceRun(instance, experiment=instance.experiment, run_name=_clip(name, RUN_NAME_MAX) if name
+                       else run_name(instance),
                        tags={**instance_tags(instance, role), **(extra_tags or {})},
                        params=instance.flat(), parent_run_id=parent_run_id,
                        files={"spec.yaml": spec_yaml(instance)})

@@ -1,0 +1,138 @@
+"""Workers: processes that take trials of one study until its budget is spent.
+
+A worker needs nothing but the study spec, the storage URL and the parent run id, so the
+same loop runs in-process (``--workers 1``), in K local processes (``--workers K``) or in
+independent ``xferlab tune`` processes on other machines.
+
+The budget is study-wide: ``n_trials`` COMPLETE + PRUNED trials across every worker
+(failed trials do not count, but at most ``n_trials`` failures are tolerated). Before each
+trial a worker fails the trials of dead workers (:mod:`xferlab.tuning.liveness`), then
+starts a trial only if a re-queued trial waits or finished + running trials leave room;
+otherwise it waits for the running ones, so a trial whose worker dies is re-run and the
+budget is reached exactly (up to trials started at the same instant by two workers).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+POLL_S = 2.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker process needs (picklable)."""
+
+    spec_path: str
+    overrides: tuple[str, ...]
+    n_trials: int | None
+    timeout_s: float | None
+    storage_url: str | None
+    parent_run_id: str
+    index: int | None
+    seed: int | None
+    deadline: float | None  # time.time() after which no trial starts
+
+
+def work(plan: Plan) -> str:
+    """Run trials until the budget, the deadline or too many failures; say which."""
+    import optuna
+
+    from xferlab.tuning import study as st
+    from xferlab.tuning.liveness import StaleTrialHandler
+    from xferlab.tuning.objective import Objective
+    from xferlab.tuning.storage import open_storage, resolve
+    from xferlab.tuning.studyspec import load_study_spec, with_budget
+
+    quiet_optuna()
+    spec = with_budget(load_study_spec(plan.spec_path, plan.overrides), plan.n_trials, plan.timeout_s)
+    ref = resolve(plan.storage_url)
+    handler = StaleTrialHandler(spec.max_retry)
+    storage = open_storage(ref, spec.heartbeat_s, spec.grace_s, handler)
+    study = optuna.load_study(study_name=spec.study, storage=storage, sampler=st.build_sampler(spec, plan.seed),
+                              pruner=st.build_pruner(spec))
+    objective = Objective(spec, plan.parent_run_id, study.user_attrs[st.UID],
+                          beat_s=spec.heartbeat_s if ref.kind == "journal" else None, worker=plan.index)
+    return loop(study, objective, spec, plan.deadline, handler)
+
+
+def loop(study: Any, objective: Any, spec: Any, deadline: float | None, handler: Any) -> str:
+    """The budget loop (see the module docstring)."""
+    from xferlab.tuning.liveness import reap
+    from xferlab.tuning.objective import TrialFailed
+    from xferlab.tuning.study import counts
+
+    while True:
+        reap(study, spec.grace_s, handler)
+        n = counts(study)
+        done = n["COMPLETE"] + n["PRUNED"]
+        if done >= spec.n_trials:
+            return "budget reached"
+        if n["FAIL"] >= spec.n_trials:
+            return f"stopped after {n['FAIL']} failed trials"
+        if deadline is not None and time.time() >= deadline:
+            return "timeout"
+        if n["WAITING"] == 0 and done + n["RUNNING"] >= spec.n_trials:
+            time.sleep(POLL_S)  # the last trials run elsewhere; one may die and be re-queued
+            continue
+        study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+        if getattr(study, "_stop_flag", False):  # the grid sampler ran out of points
+            return "grid exhausted"
+
+
+def quiet_optuna() -> None:
+    """Our own one-line-per-trial output replaces Optuna's INFO logs; no experimental warnings."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def thread_env(workers: int) -> dict[str, str]:
+    """Thread counts that keep ``workers`` processes from oversubscribing the cores."""
+    per = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    return {k: per for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                             "TF_NUM_INTEROP_THREADS")}
+
+
+def _process_main(plan: Plan, env: dict[str, str]) -> None:
+    """Entry point of a spawned worker: exit status 0 ok, 2 user error, 1 crash, 143 SIGTERM."""
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    from xferlab.errors import UserError
+    from xferlab.tracking import Terminated, ensure_store, handle_sigterm
+
+    handle_sigterm()
+    try:
+        ensure_store()
+        print(f"[worker {plan.index}] {work(plan)}", flush=True)
+    except UserError as exc:
+        print(f"xferlab: error: [worker {plan.index}] {exc}", flush=True)
+        raise SystemExit(2) from None
+    except (KeyboardInterrupt, Terminated):
+        raise SystemExit(143) from None
+
+
+def run_processes(plans: list[Plan]) -> list[int]:
+    """Start one spawned process per plan, wait for all; an interrupt terminates them."""
+    ctx = multiprocessing.get_context("spawn")  # no TF/torch/sqlite state inherited
+    env = thread_env(len(plans))
+    procs = [ctx.Process(target=_process_main, args=(plan, env), name=f"xferlab-tune-{plan.index}")
+             for plan in plans]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except BaseException:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: each closes its trial (FAIL) and MLflow run
+        for proc in procs:
+            proc.join(timeout=60)
+        raise
+    return [proc.exitcode if proc.exitcode is not None else 1 for proc in procs]

@@ -1,0 +1,255 @@
+"""The tuner without training: study specs, spaces, storages, study identity, dead workers,
+the budget loop and the objective's verdicts (fake trials and outcomes; seconds in all)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from xferlab.errors import TrialPruned, UserError
+from xferlab.tuning import liveness, space as sp
+from xferlab.tuning.objective import Objective, TrialFailed
+from xferlab.tuning.storage import open_storage, resolve
+from xferlab.tuning.study import check_identity, open_study
+from xferlab.tuning.studyspec import load_study_spec, with_budget
+from xferlab.tuning.worker import loop, quiet_optuna
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE_AT = ROOT / "experiments/smoke/at.yaml"
+BASE = {"experiment": str(SMOKE_AT), "study": "unit", "metric": "best_val_ce_loss", "direction": "minimize",
+        "intermediate": "val_ce_loss", "n_trials": 3, "set": {"at.enabled": True},
+        "space": {"at.layer": {"type": "int", "low": 1, "high": 4},
+                  "at.beta": {"type": "float", "low": 0.1, "high": 10.0, "log": True}}}
+quiet_optuna()
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+
+
+def write_spec(tmp_path: Path, **changes: object) -> Path:
+    tree = {**BASE, **changes}
+    tree = {k: v for k, v in tree.items() if v is not None}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --- study specs ------------------------------------------------------------------------
+def test_shipped_study_specs_validate():
+    specs = sorted((ROOT / "tuning").glob("*.yaml"))
+    names = {p.stem for p in specs}
+    assert {"v2s-coffee", "v2s-coffee-smoke", "at-style", "at-style-smoke"} <= names
+    for path in specs:
+        spec = load_study_spec(path)
+        assert spec.instance({k: p.corners()[0] for k, p in spec.space.items()}).kind == spec.kind
+    assert set(load_study_spec(ROOT / "tuning/v2s-coffee.yaml").space) == {"model.mapping", "model.dropout",
+                                                                           "model.seg"}
+    assert {"at.layer", "at.beta"} <= set(load_study_spec(ROOT / "tuning/at-style.yaml").space)
+
+
+def test_set_routes_study_keys_and_experiment_keys(tmp_path: Path):
+    spec = load_study_spec(write_spec(tmp_path), ["n_trials=7", "pruner.name=none", "train.epochs=2"])
+    assert spec.n_trials == 7 and spec.pruner["name"] == "none"
+    assert spec.sets[-1] == "train.epochs=2"
+    assert spec.instance({"at.layer": 2, "at.beta": 1.0}).get("train.epochs") == 2
+    assert with_budget(spec, 9, 30).n_trials == 9 and with_budget(spec, None, None).n_trials == 7
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"space": {"at.lyaer": {"type": "int", "low": 1, "high": 3}}}, "did you mean 'at.layer'"),
+    ({"space": {"at.layer": {"type": "float", "low": 1.5, "high": 3}}}, "at.layer = 1.5 is not a valid value"),
+    ({"space": {"at.layer": {"type": "int", "low": 1, "high": 20}}}, "at.layer=20 is out of range"),
+    ({"space": {"at.beta": {"type": "float", "low": 0.0, "high": 1, "log": True}}}, "log: true needs low > 0"),
+    ({"space": {"at.beta": {"low": 2.0, "high": 1.0}}}, "low (2.0) is above high (1.0)"),
+    ({"space": {"at.aggregation": {"type": "categorical", "choices": []}}}, "non-empty list"),
+    ({"space": {"at.beta": {"type": "float", "low": 0.1, "hihg": 1}}}, "did you mean 'at.beta.high'"),
+    ({"direction": "up"}, "direction: 'up' is not valid"),
+    ({"sampler": {"name": "cmaes"}}, "use one of tpe, random, grid"),
+    ({"experiment": "nowhere.yaml"}, "not found"),
+    ({"n_trials": None}, "give a budget"),
+    ({"set": None}, "expands into 2 instances"),
+    ({"spaec": {}}, "did you mean 'space'"),
+])
+def test_bad_study_specs_are_one_line_user_errors(tmp_path: Path, change: dict, message: str):
+    with pytest.raises(UserError) as err:
+        load_study_spec(write_spec(tmp_path, **change))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_grid_sampler_caps_the_budget(tmp_path: Path):
+    spec = load_study_spec(write_spec(tmp_path, sampler={"name": "grid"}, n_trials=50, space={
+        "at.layer": {"type": "int", "low": 1, "high": 3},
+        "at.beta": {"type": "float", "low": 0.5, "high": 1.5, "step": 0.5}}))
+    assert spec.n_trials == 9
+    assert sp.grid_space(spec.space)["at.beta"] == [0.5, 1.0, 1.5]
+
+
+def test_fingerprint_names_the_difference():
+    a = sp.parse_space({"at.beta": {"low": 0.1, "high": 1.0}}, "at", "x")
+    b = sp.parse_space({"at.beta": {"low": 0.1, "high": 2.0}}, "at", "x")
+    assert sp.fingerprint(a) == sp.fingerprint(sp.parse_space({"at.beta": {"type": "float", "low": 0.1,
+                                                                           "high": 1.0}}, "at", "x"))
+    assert "at.beta was" in sp.first_difference(sp.fingerprint(a), sp.fingerprint(b))
+
+
+# --- storages ---------------------------------------------------------------------------
+def test_storage_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve(None).url == f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert resolve("sqlite:///rel.db").path == tmp_path / "rel.db"
+    journal = resolve("studies/x.log")
+    assert journal.kind == "journal" and journal.dashboard_command() == f"optuna-dashboard {tmp_path}/studies/x.log"
+    pg = resolve("postgresql://bob:secret@db:5432/optuna")
+    assert pg.kind == "rdb" and "secret" not in pg.shown and "bob:***@db" in pg.shown
+    with pytest.raises(UserError, match="is not a storage"):
+        resolve("optuna.txt")
+
+
+# --- study identity ---------------------------------------------------------------------
+@pytest.fixture()
+def sqlite_ref(tmp_path: Path):
+    return resolve(f"sqlite:///{tmp_path / 'o.db'}")
+
+
+def open_(spec, ref):
+    from xferlab.tuning.study import build_pruner, build_sampler
+
+    storage = open_storage(ref, spec.heartbeat_s, spec.grace_s)
+    return open_study(spec, storage, ref, build_sampler(spec, 0), build_pruner(spec))
+
+
+def test_resume_checks_direction_space_and_fixed_settings(tmp_path: Path, sqlite_ref):
+    path = write_spec(tmp_path)
+    study, created = open_(load_study_spec(path), sqlite_ref)
+    assert created and study.user_attrs["xferlab.uid"]
+    again, created = open_(load_study_spec(path), sqlite_ref)
+    assert not created and again.user_attrs["xferlab.uid"] == study.user_attrs["xferlab.uid"]
+    for overrides, message in [(["direction=maximize"], "created to minimize"),
+                               (["metric=best_val_loss"], "optimises 'best_val_ce_loss'"),
+                               (["train.epochs=5"], "other fixed settings")]:
+        with pytest.raises(UserError, match=message):
+            open_(load_study_spec(path, overrides), sqlite_ref)
+    changed = write_spec(tmp_path, space={**BASE["space"], "at.layer": {"type": "int", "low": 1, "high": 5}})
+    with pytest.raises(UserError, match=r"another search space \(at.layer was"):
+        check_identity(study, load_study_spec(changed), sqlite_ref)
+
+
+# --- dead workers and the budget --------------------------------------------------------
+def running_trial_of(study, pid: int, x: float = 0.5) -> int:
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.suggest_float("x", 0, 1)
+    for key, value in {liveness.HOST: liveness.context.hostname(), liveness.PID: pid,
+                       liveness.OWNER: trial.number}.items():
+        trial.set_user_attr(key, value)
+    return trial.number
+
+
+def test_a_dead_workers_trial_is_failed_and_requeued(sqlite_ref, monkeypatch: pytest.MonkeyPatch):
+    closed = []
+    monkeypatch.setattr("xferlab.tracking.studies.fail_trial_run", lambda uid, n, why: closed.append((n, why)))
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    study.set_user_attr("xferlab.uid", "u1")
+    number = running_trial_of(study, dead_pid())
+    alive = running_trial_of(study, os.getpid())
+    assert liveness.reap(study, 120, liveness.StaleTrialHandler(max_retry=1)) == [number]
+    states = {t.number: t.state for t in study.trials}
+    assert states[number] == TrialState.FAIL and states[alive] == TrialState.RUNNING
+    [waiting] = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.system_attrs["failed_trial"] == number and liveness.OWNER not in waiting.user_attrs
+    assert closed and closed[0][0] == number and "is gone" in closed[0][1]
+
+
+def test_budget_loop_reaches_the_budget_despite_a_dead_worker(sqlite_ref, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("xferlab.tracking.studies.fail_trial_run", lambda *a: None)
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    running_trial_of(study, dead_pid())
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if x > 0.8:
+            raise optuna.TrialPruned()
+        return x
+
+    spec = SimpleNamespace(n_trials=5, grace_s=120)
+    assert loop(study, objective, spec, None, liveness.StaleTrialHandler(max_retry=2)) == "budget reached"
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == 5
+    assert states.count(TrialState.FAIL) == 1
+
+
+def test_budget_loop_stops_after_as_many_failures_as_trials(sqlite_ref):
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+
+    def objective(trial):
+        raise TrialFailed("broken")
+
+    assert "failed trials" in loop(study, objective, SimpleNamespace(n_trials=2, grace_s=120), None, None)
+    assert len(study.trials) == 2
+
+
+# --- the objective's verdicts -----------------------------------------------------------
+class FakeTrial:
+    number = 3
+
+    def __init__(self, prune: bool = False) -> None:
+        self.reports, self.prune = [], prune
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return self.prune
+
+
+@pytest.fixture()
+def objective(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tags = []
+    monkeypatch.setattr("xferlab.tracking.studies.set_tags", lambda run_id, t: tags.append(dict(t)))
+    monkeypatch.setattr("xferlab.tracking.studies.set_status", lambda run_id, s: tags.append({"status": s}))
+    obj = Objective(load_study_spec(write_spec(tmp_path)), "parent", "uid")
+    obj.tags = tags
+    return obj
+
+
+def outcome(status: str, metrics: dict | None = None, user_error: bool = False):
+    return SimpleNamespace(status=status, metrics=metrics or {}, run_id="r1", error="boom", user_error=user_error)
+
+
+def test_verdicts_map_outcomes_to_states(objective):
+    assert objective._conclude(FakeTrial(), outcome("FINISHED", {"best_val_ce_loss": 0.7})) == 0.7
+    assert objective.tags[-1]["xferlab.trial_state"] == "COMPLETE"
+    with pytest.raises(optuna.TrialPruned):
+        objective._conclude(FakeTrial(), outcome("PRUNED"))
+    assert objective.tags[-1]["xferlab.trial_state"] == "PRUNED"
+    with pytest.raises(TrialFailed):
+        objective._conclude(FakeTrial(), outcome("FAILED"))
+    with pytest.raises(UserError, match="boom"):
+        objective._conclude(FakeTrial(), outcome("FAILED", user_error=True))
+    with pytest.raises(UserError, match="not a final metric"):
+        objective._conclude(FakeTrial(), outcome("FINISHED", {"test_loss": 1.0}))
+    assert objective.tags[-1] == {"status": "FAILED"}
+    with pytest.raises(TrialFailed):
+        objective._conclude(FakeTrial(), outcome("FINISHED", {"best_val_ce_loss": float("nan")}))
+
+
+def test_epoch_hook_reports_and_prunes(objective):
+    trial = FakeTrial()
+    hook = objective.reporter(trial)
+    hook(1, {"val_ce_loss": 1.5, "val_accuracy": 0.2})
+    assert trial.reports == [(1, 1.5)]
+    with pytest.raises(TrialPruned, match="epoch 2"):
+        objective.reporter(FakeTrial(prune=True))(2, {"val_ce_loss": 1.4})
+    with pytest.raises(UserError, match="not logged per epoch"):
+        hook(2, {"val_loss": 1.0})
