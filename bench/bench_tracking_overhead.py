@@ -117,7 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default=str(ROOT / "experiments/smoke/at.yaml"))
     parser.add_argument("--set", dest="overrides", action="append",
-                        default=["at.enabled=false", "train.epochs=3", "data.max_items=48"], help="spec overrides (one instance)")
+                        default=["at.enabled=false", "train.epochs=3", "data.max_items=48"],
+                        help="more spec overrides, applied after the defaults (the spec must give one instance)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="xferlab-bench-tracking-"))

@@ -43,25 +43,22 @@ def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "f
             claim: bool = False, force: bool = False) -> Outcome:
     """Run one instance inside its own MLflow run; never raises for a training failure.
 
-    ``on_epoch`` is called after each epoch's metrics are logged (the tuner reports to
-    Optuna there and may raise ``TrialPruned``: the run then ends KILLED and the outcome
-    says PRUNED). Runs started by ``mlflow run`` become children of its run. With ``claim``
-    the run is first claimed against other processes sharing the store
-    (:mod:`xferlab.tracking.claims`): a lost claim deletes the run and says SKIPPED, a tie
-    says CONTENDED (try again later).
+    ``on_epoch`` runs after each epoch's metrics are logged (the tuner reports to Optuna
+    there and may raise ``TrialPruned``: the run ends KILLED, the outcome says PRUNED).
+    Runs started by ``mlflow run`` become children of its run. ``claim``: first claim the
+    instance against processes sharing the store (:mod:`xferlab.tracking.claims`); a lost
+    claim deletes the run and says SKIPPED, a tie says CONTENDED (try again later).
     """
     from xferlab.catalog import KINDS
     from xferlab.errors import TrialPruned
     from xferlab.tracking import start_instance_run
     from xferlab.tracking.claims import PENDING, ClaimLost, discard, hold
 
-    start = time.monotonic()
-    run_id = ""
+    start, run_id = time.monotonic(), ""
     parent_run_id = parent_run_id or os.environ.get("MLFLOW_RUN_ID") or None
     tags = {**(extra_tags or {}), **({"xferlab.claim": PENDING} if claim else {})}
     try:
-        with start_instance_run(instance, role=role, parent_run_id=parent_run_id, extra_tags=tags,
-                                name=run_name) as run:
+        with start_instance_run(instance, role, parent_run_id, extra_tags=tags, name=run_name) as run:
             run_id = run.run_id
             if claim:
                 hold(run, role, count_finished=not force)

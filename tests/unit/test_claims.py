@@ -65,6 +65,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     name = f"xferlab_test_claims_{uuid.uuid4().hex[:8]}"
     admin(f'CREATE DATABASE "{name}"')
     monkeypatch.setenv("MLFLOW_TRACKING_URI", pg_url(name))
+    monkeypatch.chdir(tmp_path)  # a database store puts artifacts in ./mlruns (MLflow's default)
     try:
         yield ensure_store()
     finally:

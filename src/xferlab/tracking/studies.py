@@ -115,11 +115,13 @@ def trial_runs(study_uid: str, experiment: str | None = None) -> list[RunRef]:
     return [r for r in find_by_tag(STUDY_UID, study_uid, experiment) if r.tags.get("xferlab.role") == "trial"]
 
 
-def fail_trial_run(study_uid: str, number: int, reason: str, experiment: str | None = None) -> list[str]:
-    """Close the RUNNING run(s) of a trial whose worker died: FAILED, state FAIL, the reason."""
+def fail_trial_run(study_uid: str, number: int, reason: str, experiment: str | None = None,
+                   only_running: bool = True) -> list[str]:
+    """Mark the run(s) of a failed trial FAILED with state FAIL and the reason: the RUNNING
+    ones of a worker that died, or (``only_running=False``) one that was just terminated."""
     closed = []
     for ref in trial_runs(study_uid, experiment):
-        if ref.tags.get(TRIAL_NUMBER) == str(number) and ref.status == "RUNNING":
+        if ref.tags.get(TRIAL_NUMBER) == str(number) and (ref.status == "RUNNING" or not only_running):
             set_tags(ref.run_id, {TRIAL_STATE: "FAIL", "xferlab.error": reason, "xferlab.reaped": "true"})
             set_status(ref.run_id, "FAILED")
             closed.append(ref.run_id)

@@ -62,8 +62,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     plans = _plans(args, spec, ref, parent_run_id, created)
     try:
         reasons, status = _run(plans)
-    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or a user error in a trial: record it
-        summary.summarize(study, spec, parent_run_id, interrupted=True)
+    except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or a user error in a trial: record it
+        summary.summarize_quietly(study, spec, parent_run_id, exc)
         raise
     result = summary.summarize(study, spec, parent_run_id)
     for line in summary.closing_lines(spec, ref, result, parent_run_id, uri, reasons):

@@ -27,7 +27,8 @@ from typing import Any, Iterator
 
 from xferlab.tracking import context
 
-HOST, PID, START, OWNER, BEAT = "xferlab.host", "xferlab.pid", "xferlab.proc_start", "xferlab.owner_trial", "xferlab.beat"
+HOST, PID, START = "xferlab.host", "xferlab.pid", "xferlab.proc_start"
+OWNER, BEAT = "xferlab.owner_trial", "xferlab.beat"
 OWNER_KEYS = (HOST, PID, START, OWNER, BEAT)
 _log = logging.getLogger("xferlab.tuning")
 
@@ -38,7 +39,9 @@ def owned(trial: Any, beat_s: float | None) -> Iterator[None]:
     import os
 
     attrs = {HOST: context.hostname(), PID: os.getpid(), START: context.process_start(os.getpid()),
-             OWNER: trial.number, BEAT: time.time()}
+             OWNER: trial.number}
+    if beat_s:  # journal storage: our own beat (RDB storages have Optuna's heartbeat instead)
+        attrs[BEAT] = time.time()
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     stop = threading.Event()

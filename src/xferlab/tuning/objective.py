@@ -64,7 +64,7 @@ class Objective:
                            on_epoch=self.reporter(trial), extra_tags=tags,
                            run_name=f"{self.spec.study} trial {trial.number}")
         except Terminated as exc:  # SIGTERM: Optuna marks only Exception/KeyboardInterrupt FAIL
-            fail_trial_run(self.uid, trial.number, "terminated (SIGTERM)")
+            fail_trial_run(self.uid, trial.number, "terminated (SIGTERM)", only_running=False)
             raise KeyboardInterrupt(str(exc)) from exc
 
     def reporter(self, trial: Any) -> Callable[[int, dict[str, float]], None]:

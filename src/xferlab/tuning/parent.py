@@ -31,7 +31,11 @@ def ensure_parent(study: Any, spec: StudySpec, ref: StorageRef, created: bool) -
     uid = study.user_attrs[studies_.UID]
     if created:
         run_id = _create(study, spec, ref, uid)
-        prepare(spec.instance(_base_params(spec)), run_id)
+        try:
+            prepare(spec.instance(_base_params(spec)), run_id)
+        except BaseException:
+            studies.set_status(run_id, "FAILED")  # a resume finds it again and reopens it
+            raise
         study.set_user_attr(studies_.READY, True)
         return run_id
     studies_.wait_ready(study)

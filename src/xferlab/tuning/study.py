@@ -145,8 +145,12 @@ def wait_ready(study: Any, timeout_s: float = 3600.0) -> dict[str, Any]:
 
 
 def counts(study: Any) -> dict[str, int]:
-    """Trials by state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING)."""
+    """Trials by state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING), and RETRIED: the
+    failed trials whose parameters were re-queued (their worker died, not the trial)."""
     out = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    for trial in trials:
         out[trial.state.name] = out.get(trial.state.name, 0) + 1
+    out["RETRIED"] = sum(t.state.name == "FAIL" and t.number in retried for t in trials)
     return out

@@ -114,12 +114,13 @@ def _build(path: Path, tree: Mapping[str, Any], sets: tuple[str, ...]) -> StudyS
     if n_trials is None:
         raise UserError(f"{path}: give a budget: `n_trials: 20` (and optionally `timeout_s:`), or --n-trials")
     heartbeat = _positive_int(tree, "heartbeat_s", path, 60)
+    intermediate = tree.get("intermediate", "val_accuracy")
     spec = StudySpec(
         path=path, experiment=experiment, study=_text(tree, "study", path, path.stem),
         metric=_text(tree, "metric", path, "best_val_accuracy"), direction=direction,
-        intermediate=None if "intermediate" in tree and tree["intermediate"] is None
-        else _text(tree, "intermediate", path, "val_accuracy"), sampler=sampler, pruner=pruner, n_trials=n_trials,
-        timeout_s=_timeout(tree, path), heartbeat_s=heartbeat, grace_s=_positive_int(tree, "grace_s", path, 2 * heartbeat),
+        intermediate=None if intermediate is None else _text(tree, "intermediate", path, "val_accuracy"),
+        sampler=sampler, pruner=pruner, n_trials=n_trials, timeout_s=_timeout(tree, path), heartbeat_s=heartbeat,
+        grace_s=_positive_int(tree, "grace_s", path, 2 * heartbeat),
         max_retry=_positive_int(tree, "max_retry", path, 2, allow_zero=True), sets=sets, space=space, kind=kind,
         description=str(tree.get("description", "")))
     _check_values(spec)
@@ -132,6 +133,8 @@ def with_budget(spec: StudySpec, n_trials: int | None, timeout_s: float | None) 
     if n_trials:
         if n_trials < 1:
             raise UserError(f"--n-trials {n_trials} must be positive")
+        if spec.sampler["name"] == "grid":
+            n_trials = min(n_trials, grid_size(grid_space(spec.space)))
         changes["n_trials"] = n_trials
     if timeout_s:
         changes["timeout_s"] = float(timeout_s)

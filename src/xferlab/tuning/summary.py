@@ -32,14 +32,27 @@ def best_trial(study: Any) -> Any | None:
     return study.best_trial if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) else None
 
 
-def summarize(study: Any, spec: StudySpec, parent_run_id: str, interrupted: bool = False) -> dict[str, Any]:
-    """Log counts, best trial and plots on the parent; close it when no trial is in flight
-    (KILLED when this process was interrupted, so a resume reopens it)."""
+def summarize_quietly(study: Any, spec: StudySpec, parent_run_id: str, exc: BaseException) -> None:
+    """:func:`summarize` after ``exc`` stopped the workers: the parent ends KILLED on an
+    interrupt, FAILED on an error (a resume reopens it); never masks ``exc``."""
+    from xferlab.tracking import Terminated
+
+    status = "KILLED" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "FAILED"
+    try:
+        summarize(study, spec, parent_run_id, end_status=status)
+    except Exception as err:  # noqa: BLE001 - the original exception matters more
+        print(f"(could not summarise the study on its parent run: {err})", flush=True)
+
+
+def summarize(study: Any, spec: StudySpec, parent_run_id: str, end_status: str | None = None) -> dict[str, Any]:
+    """Log counts, best trial and plots on the parent; close it FINISHED when no trial is in
+    flight (or with ``end_status``)."""
     from xferlab.tracking import studies
 
     n = counts(study)
-    total = sum(n.values())
+    total = sum(v for k, v in n.items() if k != "RETRIED")
     studies.log_metrics(parent_run_id, {f"trials_{k.lower()}": v for k, v in n.items()}, step=total)
+    n.pop("RETRIED")
     best = best_trial(study)
     with tempfile.TemporaryDirectory(prefix="xferlab-study-") as tmp:
         skipped = write_plots(study, Path(tmp))
@@ -51,8 +64,8 @@ def summarize(study: Any, spec: StudySpec, parent_run_id: str, interrupted: bool
                                          **{f"xferlab.best.{k}": v for k, v in best.params.items()},
                                          "xferlab.best_run_id": best.user_attrs.get("mlflow_run_id", "")})
     in_flight = n["RUNNING"] + n["WAITING"]
-    if interrupted:
-        studies.set_status(parent_run_id, "KILLED")
+    if end_status:
+        studies.set_status(parent_run_id, end_status)
     elif in_flight == 0:
         studies.set_status(parent_run_id, "FINISHED")
     return {"counts": n, "best": best, "plots_skipped": skipped, "closed": in_flight == 0}

@@ -5,7 +5,8 @@ same loop runs in-process (``--workers 1``), in K local processes (``--workers K
 independent ``xferlab tune`` processes on other machines.
 
 The budget is study-wide: ``n_trials`` COMPLETE + PRUNED trials across every worker
-(failed trials do not count, but at most ``n_trials`` failures are tolerated). Before each
+(failed trials do not count, but at most ``max(3, n_trials)`` failures are tolerated; a
+trial whose worker died is re-queued and does not count as a failure). Before each
 trial a worker fails the trials of dead workers (:mod:`xferlab.tuning.liveness`), then
 starts a trial only if a re-queued trial waits or finished + running trials leave room;
 otherwise it waits for the running ones, so a trial whose worker dies is re-run and the
@@ -72,8 +73,8 @@ def loop(study: Any, objective: Any, spec: Any, deadline: float | None, handler:
         done = n["COMPLETE"] + n["PRUNED"]
         if done >= spec.n_trials:
             return "budget reached"
-        if n["FAIL"] >= spec.n_trials:
-            return f"stopped after {n['FAIL']} failed trials"
+        if n["FAIL"] - n["RETRIED"] >= max(3, spec.n_trials):
+            return f"stopped after {n['FAIL'] - n['RETRIED']} failed trials"
         if deadline is not None and time.time() >= deadline:
             return "timeout"
         if n["WAITING"] == 0 and done + n["RUNNING"] >= spec.n_trials:
