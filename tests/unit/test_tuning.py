@@ -170,7 +170,6 @@ def test_a_dead_workers_trial_is_failed_and_requeued(sqlite_ref, monkeypatch: py
     assert closed and closed[0][0] == number and "is gone" in closed[0][1]
 
 
-@pytest.mark.xfail(reason="budget loop under rework at session end: see the issue-5 note", strict=False)
 def test_budget_loop_reaches_the_budget_despite_a_dead_worker(sqlite_ref, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr("xferlab.tracking.studies.fail_trial_run", lambda *a: None)
     study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
@@ -192,7 +191,6 @@ def test_budget_loop_reaches_the_budget_despite_a_dead_worker(sqlite_ref, monkey
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) == 5
 
 
-@pytest.mark.xfail(reason="budget loop under rework at session end: see the issue-5 note", strict=False)
 def test_budget_loop_stops_after_as_many_failures_as_trials(sqlite_ref):
     study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
 
