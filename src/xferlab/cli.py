@@ -153,8 +153,13 @@ def cmd_runs_reap(args: argparse.Namespace) -> int:
 
 
 def quiet_frameworks() -> None:
-    """TensorFlow's C++ start-up chatter (CUDA probing on a CPU machine) hides our output."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """TensorFlow's C++ start-up chatter hides our output.
+
+    Level 3, because on a CPU machine the CUDA probe logs an ERROR line ("failed call to
+    cuInit") that is harmless; real failures still reach us as Python exceptions. A value
+    the user set wins.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 

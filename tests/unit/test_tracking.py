@@ -6,6 +6,7 @@ using their own spec hashes and experiments.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -67,6 +68,15 @@ def test_tracking_uri_default_and_env(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlruns"))
     with pytest.raises(UserError, match="file store"):
         ensure_store()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None, reason="psycopg 3 serves bare URLs itself")
+def test_postgres_tracking_uri_gets_the_installed_driver(monkeypatch: pytest.MonkeyPatch):
+    """SQLAlchemy maps bare postgresql:// to psycopg 3, which is not installed: the URI names psycopg2."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://postgres@127.0.0.1:5432/xferlab")
+    assert tracking_uri() == "postgresql+psycopg2://postgres@127.0.0.1:5432/xferlab"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert tracking_uri() == "http://tracking:5000"
 
 
 def test_successful_run_records_everything(client: MlflowClient, store: str):

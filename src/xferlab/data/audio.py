@@ -26,6 +26,7 @@ import pandas as pd
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from xferlab.data import splits
 from xferlab.errors import UserError
 
 SR = 16000
@@ -165,8 +166,6 @@ SPLIT_SEED = 0  # splits are fixed; repetitions differ only in their own seed
 
 def random_parts(df: pd.DataFrame, seed: int = SPLIT_SEED) -> dict[str, pd.DataFrame]:
     """The anti-transfer "random" condition: a seeded 70/20/10 split by row."""
-    from xferlab.data import splits
-
     return splits.random_split(df.reset_index(drop=True), AT_FRACTIONS, seed)
 
 
@@ -186,8 +185,7 @@ def to_task(name: str, parts: dict[str, pd.DataFrame], length: int | None = None
     index = {c: i for i, c in enumerate(classes)}
     x, y, g = {}, {}, {}
     for split, rows in parts.items():
-        if max_items and len(rows) > max_items:
-            rows = rows.sample(n=max_items, random_state=SPLIT_SEED).sort_index()
+        rows = splits.cap(rows, max_items, SPLIT_SEED)
         if rows.empty:
             raise UserError(f"dataset {name}: the {split} split is empty; check data.root and the "
                             "dataset options (too few files?)")

@@ -103,3 +103,14 @@ def stratified_split(df: pd.DataFrame, column: str, fractions: Sequence[float] =
         for name, a, b in zip(names, [0, *bounds[:-1]], bounds):
             picked[name].append(rows[a:b])
     return {name: df.iloc[np.sort(np.concatenate(parts))] for name, parts in picked.items()}
+
+
+def cap(rows: pd.DataFrame, max_items: int | None, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_items`` rows, a fixed random subset kept in manifest order.
+
+    CPU-sized runs cap each split; the subset depends only on ``seed`` (the split seed), so
+    every repetition of an experiment sees the same clips.
+    """
+    if not max_items or len(rows) <= max_items:
+        return rows
+    return rows.sample(n=max_items, random_state=seed).sort_index()

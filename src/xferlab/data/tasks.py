@@ -64,8 +64,7 @@ def from_frames(name: str, corpus: Any, parts: dict[str, pd.DataFrame], label: s
     index = {c: i for i, c in enumerate(classes)}
     x, y, g = {}, {}, {}
     for split, rows in parts.items():
-        if max_items and len(rows) > max_items:
-            rows = rows.sample(n=max_items, random_state=SPLIT_SEED).sort_index()
+        rows = splits.cap(rows, max_items, SPLIT_SEED)
         if rows.empty:
             raise UserError(f"task {name}: the {split} split is empty; use a bigger corpus (data.profile)")
         x[split] = corpus.load_audio(rows)

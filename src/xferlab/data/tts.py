@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import wave
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import os
 import re
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote
@@ -29,11 +27,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from xferlab.errors import UserError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process lock, creation is unguarded
-    fcntl = None  # type: ignore[assignment]
+from xferlab.stores import file_lock, lock_path, with_driver
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -46,9 +40,9 @@ _warned: set[Path] = set()
 
 
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<abs cwd>/mlflow.db``."""
+    """``MLFLOW_TRACKING_URI`` if set (``postgresql://`` given its driver), else ``sqlite:///<abs cwd>/mlflow.db``."""
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return _absolute(env) if env else f"sqlite:///{Path.cwd() / DB_NAME}"
+    return _absolute(with_driver(env)) if env else f"sqlite:///{Path.cwd() / DB_NAME}"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -80,7 +74,7 @@ def ensure_store(uri: str | None = None) -> str:
     Safe to call from many processes at the same time on a new sqlite file. Returns the
     (absolute) URI. Call it in the parent before starting parallel workers.
     """
-    uri = _absolute(uri or tracking_uri())
+    uri = _absolute(with_driver(uri)) if uri else tracking_uri()
     _reject_file_store(uri)
     _warn_leftover_mlruns()
     if uri not in _ensured:
@@ -182,21 +176,8 @@ def store_lock(uri: str, purpose: str = "") -> Iterator[None]:
     Beside the database for sqlite; in the temp dir (this machine only) for other stores.
     """
     suffix = f".{purpose}.lock" if purpose else ".lock"
-    path = sqlite_path(uri)
-    if path is not None:
-        lock_path = path.with_name(path.name + suffix)
-    else:
-        digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
-        lock_path = Path(tempfile.gettempdir()) / f"xferlab-store-{digest}{suffix}"
-    if fcntl is None:
+    with file_lock(lock_path(sqlite_path(uri), uri, "xferlab-store", suffix)):
         yield
-        return
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def get_client(uri: str | None = None) -> MlflowClient:

@@ -13,10 +13,8 @@ two creating a PostgreSQL schema at once collide: creation is serialised with a 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,11 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from xferlab.errors import UserError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - no cross-process lock on Windows
-    fcntl = None  # type: ignore[assignment]
+from xferlab.stores import file_lock, lock_path, with_driver
 
 DEFAULT_DB = "optuna.db"
 JOURNAL_SUFFIXES = (".log", ".journal")
@@ -71,22 +65,6 @@ def resolve(text: str | None) -> StorageRef:
         path = Path(raw).expanduser().resolve()
         return StorageRef(f"sqlite:///{path}", "rdb", path)
     return StorageRef(text, "rdb", None)
-
-
-def with_driver(url: str) -> str:
-    """``postgresql://`` with the driver that is installed.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; xferlab depends on
-    psycopg2-binary, so such URLs (and ``postgres://``) get ``+psycopg2`` when psycopg 3 is
-    missing. The same rewritten URL works for ``optuna-dashboard`` and ``mlflow server``.
-    """
-    import importlib.util
-
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None \
-            and importlib.util.find_spec("psycopg2") is not None:
-        return f"postgresql+psycopg2://{rest}"
-    return url
 
 
 def open_storage(ref: StorageRef, heartbeat_s: int, grace_s: int,
@@ -133,18 +111,5 @@ def _one_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def creation_lock(ref: StorageRef) -> Iterator[None]:
     """An exclusive lock beside the sqlite file, or in the temp dir for a server URL."""
-    if fcntl is None:
+    with file_lock(lock_path(ref.path, ref.url, "xferlab-optuna")):
         yield
-        return
-    if ref.path is not None:
-        lock_path = ref.path.with_name(ref.path.name + ".lock")
-    else:
-        digest = hashlib.sha256(ref.url.encode()).hexdigest()[:16]
-        lock_path = Path(tempfile.gettempdir()) / f"xferlab-optuna-{digest}.lock"
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
