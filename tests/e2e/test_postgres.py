@@ -21,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import fresh_env
+from xferlab.stores import with_driver
 from tests.e2e.test_tune import CHEAP, STUDY, check_trials_are_children, finish, start_cli
 
 pytestmark = pytest.mark.postgres
@@ -43,7 +44,7 @@ def admin(sql: str) -> None:
         con.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def databases() -> Iterator[dict[str, str]]:
     """Two scratch databases (MLflow, Optuna), dropped at the end."""
     try:
@@ -64,7 +65,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def server(databases: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on the PostgreSQL store, artifacts in a shared directory."""
     root = tmp_path_factory.mktemp("mlflow-server")
@@ -97,11 +98,12 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise AssertionError(f"mlflow server did not start in {timeout} s: {log.read_text()[-3000:]}")
 
 
-def test_two_tune_workers_on_postgres(server: str, databases: dict[str, str], tmp_path: Path, cache_dir: Path):
-    env = {**fresh_env(cache_dir), "MLFLOW_TRACKING_URI": server}
+def two_workers_tune(tracking: str, databases: dict[str, str], tmp_path: Path, cache_dir: Path) -> None:
+    """Two 'machines' (separate working directories) run ``xferlab tune`` on one study."""
+    env = {**fresh_env(cache_dir), "MLFLOW_TRACKING_URI": tracking}
     args = ["tune", STUDY, "--storage", databases["optuna"], "--n-trials", "2", *CHEAP]
     procs = []
-    for n in range(2):  # two 'machines': separate working directories, same storage and server
+    for n in range(2):
         (tmp_path / f"m{n}").mkdir()
         procs.append(start_cli(args, tmp_path / f"m{n}", env))
     for proc in procs:
@@ -113,5 +115,17 @@ def test_two_tune_workers_on_postgres(server: str, databases: dict[str, str], tm
     assert states.count("COMPLETE") >= 1
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == len(params)  # distinct trials
-    runs = check_trials_are_children(study, MlflowClient(server))
+    runs = check_trials_are_children(study, MlflowClient(with_driver(tracking)))
     assert len(runs["study"]) == 1 and len(runs["trial"]) == len(study.trials)
+
+
+def test_two_tune_workers_on_postgres(databases: dict[str, str], tmp_path: Path, cache_dir: Path):
+    """MLflow and Optuna both on PostgreSQL, reached directly (bare postgresql:// as users write it)."""
+    two_workers_tune(databases["mlflow"].replace("+psycopg2", ""), databases, tmp_path, cache_dir)
+
+
+@pytest.mark.slow  # the server start and HTTP logging add about two minutes on 2 cores
+def test_two_tune_workers_through_an_mlflow_server(server: str, databases: dict[str, str], tmp_path: Path,
+                                                   cache_dir: Path):
+    """The documented scale-out: an ``mlflow server`` on PostgreSQL with a shared artifact root."""
+    two_workers_tune(server, databases, tmp_path, cache_dir)
