@@ -46,11 +46,18 @@ def summary_frame(ctx: Context) -> pd.DataFrame:
     return ctx.memo("at_summary", make)
 
 
-def summary_item(ctx: Context) -> Section:
-    sec = Section("at_summary", "AT: baseline / weight-init / AT per task and split")
+def section(ctx: Context, key: str, heading: str, what: str) -> tuple[Section, pd.DataFrame, Query]:
+    """A section over the prepared AT runs, saying "no runs for <what>" when there are none."""
+    sec = Section(key, heading)
     runs, query = prepared(ctx)
     if runs.empty:
-        sec.missing.append(no_runs("the AT summary", query))
+        sec.missing.append(no_runs(what, query))
+    return sec, runs, query
+
+
+def summary_item(ctx: Context) -> Section:
+    sec, runs, query = section(ctx, "at_summary", "AT: baseline / weight-init / AT per task and split",
+                               "the AT summary")
     notes = NOTES + ["paper columns: the analogue paper row (paper_task); paper_at_test = AT with the orthogonal "
                      "model on the same dataset (GSC: single AT, first bar), paper_at_alt_test = bigger dataset "
                      "(GSC: second bar)"]
@@ -60,20 +67,15 @@ def summary_item(ctx: Context) -> Section:
 
 
 def layers_item(ctx: Context) -> Section:
-    sec = Section("at_layers", "AT: accuracy per layer")
-    runs, query = prepared(ctx)
-    if runs.empty:
-        sec.missing.append(no_runs("the AT per-layer table", query))
+    sec, runs, query = section(ctx, "at_layers", "AT: accuracy per layer", "the AT per-layer table")
     emit(ctx, sec, "at_layers", "AT: accuracy (%) per task, split, condition, model and layer; gain over baseline",
          at_tables.at_layers(runs), query, NOTES[:1], len(runs))
     return sec
 
 
 def spreadsheets_item(ctx: Context) -> Section:
-    sec = Section("at_spreadsheets", "AT: per-experiment spreadsheets")
-    runs, query = prepared(ctx)
-    if runs.empty:
-        sec.missing.append(no_runs("the per-experiment spreadsheets", query))
+    sec, runs, _ = section(ctx, "at_spreadsheets", "AT: per-experiment spreadsheets",
+                           "the per-experiment spreadsheets")
     for spec, group in runs.groupby(column(runs, "tags.xferlab.spec").fillna("unknown")):
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(spec)).strip("_")
         path = write_experiment_xlsx(group, ctx.path("at_experiments", f"{safe}.xlsx"), f"experiment {spec}")
