@@ -5,6 +5,7 @@ No framework imports: both layers sit above this module, so neither imports the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import tempfile
@@ -51,7 +52,12 @@ def with_driver(url: str) -> str:
     rewritten URL works for MLflow, Optuna, ``optuna-dashboard`` and ``mlflow server``.
     """
     scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None \
-            and importlib.util.find_spec("psycopg2") is not None:
+    if sep and scheme in ("postgresql", "postgres") and _psycopg2_only():
         return f"postgresql+psycopg2://{rest}"
     return url
+
+
+@functools.cache
+def _psycopg2_only() -> bool:
+    """Looked up once: ``tracking_uri()`` is called for every run and client."""
+    return importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None
