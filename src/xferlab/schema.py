@@ -86,6 +86,7 @@ class PretrainTrain(Train):
     epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: to lr/20 at the last step
     augment: bool = True
 
 

@@ -9,7 +9,7 @@ from xferlab.errors import TrialPruned, UserError  # noqa: E402
 from xferlab.v2s import analysis, figures  # noqa: E402
 from xferlab.v2s.fitting import EpochReporter  # noqa: E402
 from xferlab.v2s.models import attrnn_tiny, load_keras_model  # noqa: E402
-from xferlab.v2s.pretrain import pretrain_source, shift_and_gain  # noqa: E402
+from xferlab.v2s.pretrain import learning_rate, pretrain_source, shift_and_gain  # noqa: E402
 from xferlab.v2s.reprogram import build_tf_a, build_v2s  # noqa: E402
 from xferlab.v2s.train import inverse_time_decay, train_v2s  # noqa: E402
 
@@ -157,6 +157,16 @@ def test_schedule_is_authors_inverse_time_decay():
     assert float(sched(0)) == pytest.approx(0.05)
     assert float(sched(10)) == pytest.approx(0.05 / 5.8, rel=1e-5)  # ~0.0086
     assert float(sched(100)) == pytest.approx(0.05 / 49, rel=1e-5)  # ~0.001
+
+
+def test_pretraining_cosine_schedule_anneals_over_every_step():
+    assert learning_rate(1e-3, "constant", 10, 64, 1000) == 1e-3
+    sched = learning_rate(1e-3, "cosine", epochs=10, batch_size=64, n_train=1000)  # 16 steps/epoch
+    assert float(sched(0)) == pytest.approx(1e-3)
+    assert float(sched(80)) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5), rel=1e-5)  # half way
+    assert float(sched(160)) == pytest.approx(5e-5, rel=1e-5)  # lr/20 at the last step
+    with pytest.raises(UserError, match="lr_schedule"):
+        learning_rate(1e-3, "step", 10, 64, 1000)
 
 
 def test_sliced_wasserstein():

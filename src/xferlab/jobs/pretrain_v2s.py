@@ -42,7 +42,8 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     model = build_source_model(instance.get("model.arch"), task.n_classes)
     result = pretrain_source(model, task.x["train"], task.y["train"], task.x["val"], task.y["val"],
                              task.x["test"], task.y["test"], epochs=t["epochs"], batch_size=t["batch_size"],
-                             lr=t["lr"], seed=instance.seed, augment=t["augment"], on_epoch=run.log_epoch)
+                             lr=t["lr"], seed=instance.seed, augment=t["augment"],
+                             lr_schedule=t["lr_schedule"], on_epoch=run.log_epoch)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["n_params"] = float(model.count_params())
     run.log_metrics(metrics)
