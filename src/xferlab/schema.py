@@ -163,7 +163,7 @@ KIND_SCHEMAS: dict[str, tuple[type, str, str]] = {
 }
 
 # Top-level keys every spec may carry besides the kind's sections.
-TOP_KEYS = ("base", "kind", "paper", "table", "experiment", "description", "seed", "seeds", "grid")
+TOP_KEYS = ("base", "kind", "paper", "table", "experiment", "description", "seed", "seeds", "grid", "select")
 
 
 # ---------------------------------------------------------------------------------------

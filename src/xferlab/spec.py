@@ -71,6 +71,11 @@ class Instance:
     def dataset(self) -> str:
         return str(self.get("data.dataset", ""))
 
+    @property
+    def select(self) -> list[str]:
+        """Keys chosen on validation per table cell (the spec's ``select``), or none."""
+        return list(self.config.get("select", []))
+
 
 # ---------------------------------------------------------------------------------------
 # Reading and merging
@@ -252,8 +257,25 @@ def resolve(tree: Mapping[str, Any], cell: Mapping[str, Any], seed: int) -> dict
         "experiment": _top_str(tree, "experiment", experiment),
         "seed": seed,
     }
+    if "select" in tree:  # absent -> no key, so the hashes of specs without it stay as they were
+        config["select"] = select_keys(tree["select"], schema.leaf_keys(cls))
     config.update(schema.validate(cls, sections))
     return config
+
+
+def select_keys(value: Any, valid: Mapping[str, Any]) -> list[str]:
+    """``select: [model.dropout, model.seg]``: the keys chosen on validation per table cell.
+
+    The runs of such a spec differ in these keys inside one table cell on purpose; the
+    report keeps, per cell, the setting with the best mean validation accuracy.
+    """
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(k, str) for k in value):
+        raise UserError(f"select = {value!r} is not valid: expected a list of keys, e.g. [model.dropout, model.seg]")
+    for key in value:
+        _check_key(key, valid, "select")
+    return list(value)
 
 
 def _top_str(tree: Mapping[str, Any], key: str, default: str | None) -> str | None:

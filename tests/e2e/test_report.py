@@ -2,7 +2,8 @@
 
 One module-scoped store holds: the smoke V2S spec retagged as Table 2
 (``--set table=v2s_table2``), a second run of the same cell with another configuration
-(1 epoch: it must be flagged), and the smoke AT spec (baseline + AT). The report must
+(1 epoch: it must be flagged), two dropout settings as the D.2 table with ``select`` (the
+report must keep the one with the lower validation loss), and the smoke AT spec. The report must
 write every output, reproduce the runs' metrics in Table 2, flag the odd run, and say
 "no runs for ..." where data is missing, on that store and on an empty one.
 """
@@ -22,8 +23,8 @@ from tests.conftest import ROOT, fresh_env, run_cli
 pytestmark = pytest.mark.timeout(1800)  # three CLI runs (TF and torch start-up, tiny training) set the store up
 
 ROLES = ("--role", "final", "--role", "smoke")  # smoke specs' runs count whichever role the runner gives them
-TABLES = ("v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "at_summary", "at_layers",
-          "tuning", "flags", "inventory")
+TABLES = ("v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "v2s_mapping_selection",
+          "at_summary", "at_layers", "tuning", "flags", "inventory")
 FIGURES = ("v2s_fig3", "v2s_fig4", "v2s_fig5", "at_boost", "at_per_layer", "at_per_layer_paper", "at_loss")
 
 
@@ -33,6 +34,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Pa
     runs = [["experiments/smoke/v2s.yaml", "--set", "table=v2s_table2"],
             ["experiments/smoke/v2s.yaml", "--set", "table=v2s_table2", "--set", "train.epochs=1",
              "--set", "analysis.figures=false", "--set", "analysis.swd=false"],
+            ["experiments/smoke/v2s.yaml", "--set", "table=v2s_mapping", "--set", "select=[model.dropout]",
+             "--set", "grid.model.dropout=[0.0, 0.5]", "--set", "analysis.figures=false", "--set", "analysis.swd=false"],
             ["experiments/smoke/at.yaml"]]
     for spec, *overrides in runs:
         out = run_cli(["run", str(ROOT / spec), *overrides], workdir, env)
@@ -117,6 +120,22 @@ def test_mismatched_run_is_flagged_and_strict_drops_it(store, report):
     assert coffee["ours_v2s_a_n"] == "1"
 
 
+def test_setting_chosen_on_validation_is_the_one_in_the_table(store, report):
+    workdir, _ = store
+    out, _ = report
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("v2s")
+    runs = client.search_runs([exp.experiment_id], "tags.`xferlab.table` = 'v2s_mapping'")
+    assert {r.data.tags["xferlab.select"] for r in runs} == {"model.dropout"} and len(runs) == 2
+    best = min(runs, key=lambda r: r.data.metrics["best_val_loss"])
+    [chosen] = read_csv(out / "tables" / "v2s_mapping_selection.csv")
+    assert chosen["chosen"] == f"model.dropout={best.data.params['model.dropout']}" and chosen["settings"] == "2"
+    assert float(chosen["test_accuracy"]) == pytest.approx(best.data.metrics["test_accuracy"] * 100)
+    coffee = next(r for r in read_csv(out / "tables" / "v2s_mapping.csv") if r["dataset"] == "Coffee")
+    assert [v for k, v in coffee.items() if k.endswith("_n")] == ["1"]  # only the chosen setting's run
+    assert not [f for f in read_csv(out / "tables" / "flags.csv") if f["table"] == "v2s_mapping"]
+
+
 def test_at_outputs_hold_both_conditions(report):
     out, _ = report
     [row] = read_csv(out / "tables" / "at_summary.csv")
@@ -128,7 +147,7 @@ def test_at_outputs_hold_both_conditions(report):
 def test_missing_data_says_no_runs_for(report):
     _, stdout = report
     lines = stdout.splitlines()
-    for what in ("V2S Table 4", "the D.2 mapping comparison", "tuning", "Table 2 column V2S_u"):
+    for what in ("V2S Table 4", "tuning", "Table 2 column V2S_u"):
         assert any(line.startswith(f"no runs for {what} (") for line in lines), what
 
 

@@ -186,6 +186,40 @@ def test_consistency_flags_config_and_code_minorities():
     assert list(kept["run_id"]) == ["r1", "r2", "r5"]  # a lone run is its own majority
 
 
+def test_select_on_validation_keeps_the_lowest_val_loss_setting_per_cell():
+    sel = {"tags.xferlab.select": "model.dropout,model.seg", "params.model.seg": "1"}
+
+    def run(i: int, dataset: str, dropout: str, val: float, test: float, seed: int = 0, **extra: object):
+        return v2s_run(i, dataset, test, seed=seed, **{**sel, "params.model.dropout": dropout,
+                                                       "metrics.best_val_accuracy": val,
+                                                       "metrics.best_val_loss": 1 - val, **extra})
+
+    runs = pd.DataFrame([
+        run(1, "Coffee", "0.1", 0.80, 0.95), run(2, "Coffee", "0.1", 0.90, 0.85, seed=1),  # mean loss 0.15
+        run(3, "Coffee", "0.4", 0.90, 0.70), run(4, "Coffee", "0.4", 0.70, 0.60, seed=1),  # mean loss 0.20
+        run(5, "Trace", "0.1", 0.70, 0.50), run(6, "Trace", "0.4", 0.60, 0.90,  # loss beats accuracy
+                                                 **{"metrics.best_val_loss": 0.1}),
+        v2s_run(7, "GunPoint", 0.75, **{"params.model.dropout": "0.1"}),  # no select: untouched
+        v2s_run(8, "GunPoint", 0.65, seed=1, **{"params.model.dropout": "0.4"})])
+    kept, chosen = frames.select_on_validation(v2s_tables.prepare(runs), ["dataset", "column"])
+    assert list(kept["run_id"]) == ["r1", "r2", "r6", "r7", "r8"]
+    chosen = chosen.set_index("dataset")
+    assert chosen.loc["Coffee", "chosen"] == "model.dropout=0.1, model.seg=1"
+    assert chosen.loc["Coffee", "settings"] == 2 and chosen.loc["Coffee", "runs"] == 2
+    assert chosen.loc["Coffee", "val_accuracy"] == pytest.approx(85.0)
+    assert chosen.loc["Coffee", "test_accuracy"] == pytest.approx(90.0)
+    assert chosen.loc["Coffee", "best_test_accuracy"] == pytest.approx(90.0)
+    assert chosen.loc["Trace", "chosen"].startswith("model.dropout=0.4")
+    assert "GunPoint" not in chosen.index
+    # GunPoint's two settings are still a mismatch to flag; the selected cells are not
+    assert set(frames.consistency(kept, ["dataset", "column"])["dataset"]) == {"GunPoint"}
+
+
+def test_select_on_validation_without_select_is_identity(table2_runs):
+    kept, chosen = frames.select_on_validation(table2_runs, ["dataset", "column"])
+    assert kept is table2_runs and chosen.empty
+
+
 # -- anti-transfer ------------------------------------------------------------------------
 def at_run(i: int, cond: str, test: float, val: float, layer: int = 4, seed: int = 0,
            task: str = "synth/style_speakersplit") -> dict[str, object]:

@@ -46,6 +46,24 @@ def test_hash_is_stable_and_ignores_key_order(specs: Path):
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
 
 
+def test_select_names_keys_chosen_on_validation(specs: Path):
+    plain = load_spec(specs / "t2.yaml").instances[0]
+    write(specs / "sel.yaml", "base: t2.yaml\nselect: [model.seg]\n")
+    chosen = load_spec(specs / "sel.yaml").instances[0]
+    assert chosen.select == ["model.seg"] and plain.select == []
+    assert "select" not in plain.config  # specs without it keep their hashes
+    assert chosen.hash != plain.hash
+    from xferlab.tracking.runs import instance_tags
+    assert instance_tags(chosen, "final")["xferlab.select"] == "model.seg"
+    assert "xferlab.select" not in instance_tags(plain, "final")
+    write(specs / "typo.yaml", "base: t2.yaml\nselect: [model.sge]\n")
+    with pytest.raises(UserError, match="unknown key 'model.sge' in select: did you mean 'model.seg'"):
+        load_spec(specs / "typo.yaml")
+    write(specs / "bad.yaml", "base: t2.yaml\nselect: {model.seg: 1}\n")
+    with pytest.raises(UserError, match="select = .* is not valid"):
+        load_spec(specs / "bad.yaml")
+
+
 def test_overrides_are_typed_and_fix_grid_axes(specs: Path):
     spec = load_spec(specs / "t2.yaml", ["train.lr=1e-3", "model.seg=3", "seeds=[5]", "model.mapping=max"])
     assert len(spec.instances) == 2

@@ -71,6 +71,7 @@ class Context:
         self.fetched, self.runs, self.out, self.options = fetched, fetched.frame, out, options
         self._memo: dict[str, Any] = {}
         self.flags: dict[str, pd.DataFrame] = {}  # table -> flagged runs (with the cell's key columns)
+        self.selections: dict[str, pd.DataFrame] = {}  # table -> settings chosen on validation per cell
 
     def query(self, tags: dict[str, str], experiment: str | None = None, any_role: bool = False) -> Query:
         return Query(tuple(tags.items()), () if any_role else self.options.roles, "FINISHED", experiment)

@@ -13,10 +13,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from xferlab.report.query import column
+from xferlab.report.query import column, metric
 
 SEED_PARAMS = ("params.seed",)  # the only param allowed to differ inside a cell
 COMMIT_TAG = "tags.xferlab.git_commit"
+SELECT_TAG = "tags.xferlab.select"  # keys chosen on validation (the spec's `select`)
+SELECTION_COLUMNS = ["settings", "chosen", "runs", "val_accuracy", "test_accuracy", "best_test_accuracy"]
 
 
 def stats(values: pd.Series) -> tuple[float, float, int]:
@@ -50,6 +52,46 @@ def config_key(frame: pd.DataFrame) -> pd.Series:
     return pd.util.hash_pandas_object(values, index=False).astype(str)
 
 
+def cell_labels(frame: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """"Coffee, v2s_a" per run: the values of ``by`` joined (missing shown as a dash)."""
+    parts = [frame[c].astype(object).where(frame[c].notna(), "—").astype(str) for c in by]  # pandas 3 keeps NaN
+    return parts[0].str.cat(parts[1:], sep=", ")
+
+
+def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per cell of ``by`` holding runs of a spec with ``select``: keep the configuration with
+    the lowest mean ``best_val_loss`` over its seeds (the paper's criterion; ties: higher mean
+    ``best_val_accuracy``). Loss, not accuracy: on a validation split of a few series many
+    settings tie on accuracy.
+
+    This is the paper's "hyper-parameters chosen on validation"; whether validation was a
+    held-out split or the test set is the run's ``val_mode``. Returns the kept runs and one
+    row per selected cell: the chosen setting, its validation and test accuracy (means, %)
+    and, for honesty, the best test accuracy any candidate reached (an oracle's choice).
+    """
+    selecting = column(frame, SELECT_TAG).fillna("").astype(str)
+    if frame.empty or not (selecting != "").any():
+        return frame, pd.DataFrame(columns=[*by, *SELECTION_COLUMNS])
+    cells = cell_labels(frame, by)
+    runs = pd.DataFrame({"cell": cells, "key": config_key(frame), "val": metric(frame, "best_val_accuracy") * 100,
+                         "loss": metric(frame, "best_val_loss"), "test": metric(frame, "test_accuracy") * 100})
+    configs = runs.groupby(["cell", "key"], sort=False).agg(val=("val", "mean"), loss=("loss", "mean"),
+                                                            test=("test", "mean"), runs=("val", "size"))
+    configs = configs.reset_index().sort_values(["loss", "val"], ascending=[True, False], na_position="last")
+    chosen = configs.drop_duplicates("cell").set_index("cell")
+    in_scope = cells.isin(set(cells[selecting != ""]))
+    keep = ~in_scope | (runs["key"] == cells.map(chosen["key"]))
+    rows = []
+    for cell, best in chosen.loc[sorted(set(cells[in_scope]), key=list(cells).index)].iterrows():
+        first = frame.loc[(cells == cell) & (runs["key"] == best["key"])].iloc[0]
+        keys = [k for k in str(first.get(SELECT_TAG) or "").split(",") if k]
+        rows.append({**{c: first[c] for c in by}, "settings": int((configs["cell"] == cell).sum()),
+                     "chosen": ", ".join(f"{k}={first.get(f'params.{k}')}" for k in keys),
+                     "runs": int(best["runs"]), "val_accuracy": best["val"], "test_accuracy": best["test"],
+                     "best_test_accuracy": configs.loc[configs["cell"] == cell, "test"].max()})
+    return frame[keep], pd.DataFrame(rows, columns=[*by, *SELECTION_COLUMNS])
+
+
 def majority(cells: pd.Series, values: pd.Series, start: pd.Series) -> pd.Series:
     """Per run, its cell's most frequent value; ties go to the value of the most recent run.
 
@@ -73,8 +115,7 @@ def consistency(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     columns = ["run_id", "run_name", "cell", "kind", "detail", *by]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    parts = [frame[c].astype(object).where(frame[c].notna(), "—").astype(str) for c in by]  # pandas 3 keeps NaN
-    cells = parts[0].str.cat(parts[1:], sep=", ")
+    cells = cell_labels(frame, by)
     start = column(frame, "start_time", 0).fillna(0)
     keys = config_key(frame)
     commits = column(frame, COMMIT_TAG).fillna("unknown").astype(str)

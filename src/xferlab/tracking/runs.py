@@ -259,6 +259,8 @@ def instance_tags(instance: Instance, role: str) -> dict[str, str]:
             "xferlab.dataset": instance.dataset, "xferlab.kind": instance.kind}
     if instance.table:
         tags["xferlab.table"] = instance.table
+    if instance.select:
+        tags["xferlab.select"] = ",".join(instance.select)
     return tags
 
 
