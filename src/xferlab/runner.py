@@ -139,7 +139,25 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
             if fail_fast and outcomes[-1].status != "FINISHED":
                 break
     print_summary(outcomes)
+    summarise(instances, outcomes)
     return exit_status(outcomes)
+
+
+def summarise(instances: list[Instance], outcomes: list[Outcome]) -> None:
+    """AT specs: log the per-experiment spreadsheet as a summary run when this call
+    finished something new (a fully skipped rerun adds nothing)."""
+    if instances[0].kind != "at" or not any(o.status == "FINISHED" for o in outcomes):
+        return
+    from xferlab.jobs.summary import log_experiment_summary
+
+    try:
+        run_id = log_experiment_summary(instances[0])
+    except Exception as exc:  # noqa: BLE001 - the instances are done; the report rebuilds the sheet
+        print(f"could not log the summary run ({type(exc).__name__}: {exc}); "
+              f"`xferlab report at_spreadsheets` builds the spreadsheet from the runs", file=sys.stderr)
+        return
+    if run_id:
+        print(f"summary run {run_id}: the experiment's spreadsheet (experiment.xlsx)", flush=True)
 
 
 def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool, force: bool = False) -> list[Outcome]:

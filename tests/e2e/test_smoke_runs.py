@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -99,7 +100,9 @@ def test_smoke_at_from_empty_store(tmp_path: Path, cli_env: dict[str, str]):
     out = run_cli(["run", str(ROOT / "experiments/smoke/at.yaml")], tmp_path, cli_env)
     assert out.returncode == 0, out.stdout + out.stderr
     client = client_for(tmp_path)
-    runs = {r.data.tags["xferlab.cell"]: r for r in finished_runs(client, "antitransfer")}
+    finished = finished_runs(client, "antitransfer")
+    [summary] = [r for r in finished if r.data.tags["xferlab.role"] == "summary"]
+    runs = {r.data.tags["xferlab.cell"]: r for r in finished if r is not summary}
     assert set(runs) == {"at.enabled=False", "at.enabled=True"}
     for run in runs.values():
         check_common(client, run)
@@ -111,3 +114,10 @@ def test_smoke_at_from_empty_store(tmp_path: Path, cli_env: dict[str, str]):
                    "best_val_accuracy", "train_at_loss"):
         assert metric in at_run.data.metrics
     assert "loss_epochs.png" in artifact_names(client, at_run.info.run_id)
+    # the original's per-experiment spreadsheet, as an artifact of the summary run
+    assert summary.data.tags["xferlab.spec"] == "smoke/at" and summary.data.params["instances"] == "2"
+    assert {"experiment.xlsx", "experiment.csv"} <= artifact_names(client, summary.info.run_id)
+    rows = pd.read_csv(client.download_artifacts(summary.info.run_id, "experiment.csv", str(tmp_path)))
+    by_cell = rows.set_index("parameters")
+    assert by_cell.loc["at.enabled=True", "test acc mean"] == pytest.approx(at_run.data.metrics["test_accuracy"])
+    assert f"summary run {summary.info.run_id}" in out.stdout

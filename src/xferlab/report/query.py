@@ -151,6 +151,16 @@ def fetch_runs(experiments: Sequence[str] | None = None) -> Fetched:
     return Fetched(frame, names, uri, time.perf_counter() - start, counts)
 
 
+def search_frame(filter_string: str, experiment: str) -> pd.DataFrame:
+    """The active runs of one experiment matching an MLflow filter, as a frame like
+    :func:`fetch_runs` gives (for callers that need a few runs, not the whole store)."""
+    from xferlab import tracking
+
+    with gc_paused():
+        records = [_run_record(run, experiment) for run in tracking.iter_runs(filter_string, experiment=experiment)]
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(INFO_COLUMNS))
+
+
 def metric_histories(run_ids: Iterable[str], keys: Sequence[str]) -> pd.DataFrame:
     """Per-step values (run_id, key, step, value) of a few runs, for figures only."""
     from xferlab import tracking
