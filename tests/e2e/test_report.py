@@ -136,6 +136,16 @@ def test_setting_chosen_on_validation_is_the_one_in_the_table(store, report):
     assert not [f for f in read_csv(out / "tables" / "flags.csv") if f["table"] == "v2s_mapping"]
 
 
+def test_spec_scope_counts_only_that_specs_runs(store):
+    workdir, env = store
+    out = run_cli(["report", "v2s_table2", "at_summary", "--spec", "smoke/at*", "--out", "scoped", *ROLES], workdir, env)
+    assert out.returncode == 0, out.stderr
+    assert any(line.startswith("no runs for V2S Table 2 (") and "LIKE 'smoke/at%'" in line
+               for line in out.stdout.splitlines())
+    [row] = read_csv(workdir / "scoped" / "tables" / "at_summary.csv")
+    assert row["baseline_test_n"] == "1"
+
+
 def test_at_outputs_hold_both_conditions(report):
     out, _ = report
     [row] = read_csv(out / "tables" / "at_summary.csv")

@@ -334,6 +334,15 @@ def test_query_apply_and_filter_string():
     assert list(Query((("xferlab.table", "v2s_table2"),), ("final", "trial")).apply(runs)["run_id"]) == ["r1", "r3"]
 
 
+def test_query_scoped_to_specs_by_glob():
+    runs = pd.DataFrame([v2s_run(1, "Coffee", 0.9, **{"tags.xferlab.spec": "v2s/table2_selected"}),
+                         v2s_run(2, "Coffee", 0.9, **{"tags.xferlab.spec": "quickstart/v2s"}),
+                         v2s_run(3, "Coffee", 0.9)])  # no spec tag
+    q = Query((("xferlab.table", "v2s_table2"),), spec="v2s/table2*")
+    assert list(q.apply(runs)["run_id"]) == ["r1"]
+    assert q.filter_string().endswith("AND tags.`xferlab.spec` LIKE 'v2s/table2%'")
+
+
 def test_display_merges_mean_std_n_and_markdown():
     frame = pd.DataFrame({"dataset": ["A", "B"], "ours_mean": [95.0, np.nan], "ours_std": [1.234, np.nan],
                           "ours_n": [3, 0], "p": [0.001234, 1.0]})

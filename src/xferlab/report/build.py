@@ -62,6 +62,7 @@ class Options:
     strict: bool = False
     v2s_dataset: str | None = None
     at_dataset: str | None = None
+    spec: str | None = None  # glob: only these specs' runs count for the V2S and AT tables
 
 
 class Context:
@@ -74,7 +75,11 @@ class Context:
         self.selections: dict[str, pd.DataFrame] = {}  # table -> settings chosen on validation per cell
 
     def query(self, tags: dict[str, str], experiment: str | None = None, any_role: bool = False) -> Query:
-        return Query(tuple(tags.items()), () if any_role else self.options.roles, "FINISHED", experiment)
+        """Tag equalities + roles + FINISHED; ``any_role`` (models the tables link to, such as
+        source models) also ignores ``--spec``, which scopes the experiments' own runs."""
+        if any_role:
+            return Query(tuple(tags.items()), (), "FINISHED", experiment)
+        return Query(tuple(tags.items()), self.options.roles, "FINISHED", experiment, self.options.spec)
 
     def select(self, query: Query) -> pd.DataFrame:
         return query.apply(self.runs) if len(self.runs) else self.runs

@@ -25,6 +25,9 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
     p.add_argument("--role", action="append", default=None, dest="roles", metavar="ROLE",
                    help="run roles that count (repeatable; default: final; e.g. --role final --role smoke)")
+    p.add_argument("--spec", metavar="GLOB", help="only runs of the specs matching GLOB count for the V2S and AT "
+                   "tables, e.g. 'synth/style_vs_speaker_small' or 'v2s/table2*' (source and orthogonal models "
+                   "they used are still found)")
     p.add_argument("--strict", action="store_true",
                    help="leave runs that differ from their cell's majority out of the numbers (default: flag them)")
     p.add_argument("--v2s-dataset", metavar="NAME", help="dataset of V2S Figures 3-5, e.g. Coffee (default: first "
@@ -46,7 +49,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     select_items(args.names)  # unknown names fail before the store is touched
     options = Options(roles=tuple(args.roles or ("final",)), strict=args.strict,
-                      v2s_dataset=args.v2s_dataset, at_dataset=args.at_dataset)
+                      v2s_dataset=args.v2s_dataset, at_dataset=args.at_dataset, spec=args.spec)
     report = build_report(args.names, args.experiment, Path(args.out), options)
     for section in report.sections:
         for line in section.missing:

@@ -9,6 +9,7 @@ for the few runs a figure needs.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import gc
 import logging
 import shutil
@@ -39,6 +40,7 @@ class Query:
     roles: tuple[str, ...] = ("final",)
     status: str | None = "FINISHED"
     experiment: str | None = None  # the family's experiment, for display only
+    spec: str | None = None  # a glob over tags.xferlab.spec (``xferlab report --spec``)
 
     def filter_string(self) -> str:
         parts = [f"tags.`{k}` = '{v}'" for k, v in self.tags]
@@ -46,6 +48,8 @@ class Query:
             parts.append(f"tags.`xferlab.role` = '{self.roles[0]}'")
         if self.status:
             parts.append(f"attributes.status = '{self.status}'")
+        if self.spec:  # LIKE's `_` matches any one character: the UI may show a few more runs
+            parts.append(f"tags.`xferlab.spec` LIKE '{self.spec.replace('*', '%').replace('?', '_')}'")
         text = " AND ".join(parts)
         if len(self.roles) > 1:  # OR is not expressible: one query per role
             text += f"   (one query per role: {', '.join(self.roles)})"
@@ -63,6 +67,9 @@ class Query:
             mask &= column(frame, "tags.xferlab.role").isin(self.roles)
         if self.status:
             mask &= column(frame, "status") == self.status
+        if self.spec:
+            specs = column(frame, "tags.xferlab.spec").fillna("").astype(str)
+            mask &= specs.map(lambda name: fnmatch.fnmatchcase(name, self.spec))
         return frame[mask]
 
 
