@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import logging
 import os
 import sys
 from typing import Callable, Sequence
@@ -160,6 +161,8 @@ def quiet_frameworks() -> None:
     the user set wins.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] >= "2":  # the same knob for TF's Python warnings: running many
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # models in one process makes "retracing" noise
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
