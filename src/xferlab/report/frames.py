@@ -82,7 +82,7 @@ def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.Dat
     in_scope = cells.isin(set(cells[selecting != ""]))
     keep = ~in_scope | (runs["key"] == cells.map(chosen["key"]))
     rows = []
-    for cell, best in chosen.loc[sorted(set(cells[in_scope]), key=list(cells).index)].iterrows():
+    for cell, best in chosen.loc[sorted(set(cells[in_scope]))].iterrows():  # cells in name order
         first = frame.loc[(cells == cell) & (runs["key"] == best["key"])].iloc[0]
         keys = [k for k in str(first.get(SELECT_TAG) or "").split(",") if k]
         rows.append({**{c: first[c] for c in by}, "settings": int((configs["cell"] == cell).sum()),
