@@ -9,6 +9,8 @@ the same file from the runs at any time.
 """
 from __future__ import annotations
 
+import os
+
 from xferlab.spec import Instance
 
 SUMMARY_ROLE = "summary"
@@ -36,7 +38,9 @@ def log_experiment_summary(instance: Instance) -> str | None:
             "xferlab.spec": instance.spec_name, "xferlab.spec_path": instance.spec_path}
     params = {"spec": instance.spec_name, "runs": len(runs),
               "instances": runs["tags.xferlab.cell"].nunique() if "tags.xferlab.cell" in runs else len(runs)}
-    with start_run(instance.experiment, f"{instance.spec_name} summary", tags=tags, params=params) as run:
+    parent = os.environ.get("MLFLOW_RUN_ID") or None  # under `mlflow run`: beside the instances
+    with start_run(instance.experiment, f"{instance.spec_name} summary", tags=tags, params=params,
+                   parent_run_id=parent) as run:
         write_experiment_xlsx(runs, run.artifact_dir / SPREADSHEET, f"experiment {instance.spec_name}")
         instance_rows(runs).to_csv(run.artifact_dir / "experiment.csv", index=False)
         return run.run_id
