@@ -17,21 +17,15 @@ SUMMARY_ROLE = "summary"
 SPREADSHEET = "experiment.xlsx"
 
 
-def spec_runs_filter(spec_name: str) -> str:
-    from xferlab.tracking.queries import quote
-
-    return (f"tags.`xferlab.spec` = {quote(spec_name)} and tags.`xferlab.role` = 'final' "
-            "and attributes.status = 'FINISHED'")
-
-
 def log_experiment_summary(instance: Instance) -> str | None:
     """Log the spreadsheet of ``instance``'s spec as a new summary run; its run id, or
     None when the spec has no FINISHED final run yet."""
     from xferlab.report.at_xlsx import instance_rows, write_experiment_xlsx
-    from xferlab.report.query import search_frame
+    from xferlab.report.query import Query, search_frame
     from xferlab.tracking import start_run
 
-    runs = search_frame(spec_runs_filter(instance.spec_name), instance.experiment)
+    spec_runs = Query((("xferlab.spec", instance.spec_name),))  # FINISHED, role final: what the report counts
+    runs = search_frame(spec_runs.filter_string(), instance.experiment)
     if runs.empty:
         return None
     tags = {"xferlab.role": SUMMARY_ROLE, "xferlab.kind": f"{instance.kind}_summary", "xferlab.paper": instance.paper,

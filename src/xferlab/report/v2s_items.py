@@ -48,26 +48,23 @@ def emit(ctx: Context, sec: Section, name: str, title: str, frame: pd.DataFrame,
     sec.tables.append(TableOut(name, title, frame, text, notes, runs, files))
 
 
-def selection_note(ctx: Context, table: str) -> list[str]:
-    """The main table's note pointing at its selection table (none without a selection)."""
+def emit_selected(ctx: Context, sec: Section, table: str, title: str, frame: pd.DataFrame, query: Query,
+                  notes: list[str], runs: int) -> None:
+    """``emit`` the table; when its spec chose settings on validation (``select``), add a note
+    and the ``<table>_selection`` table of what was chosen beside it."""
     chosen = ctx.selections.get(table)
     if chosen is None or chosen.empty:
-        return []
-    return [f"{len(chosen)} cell(s) use the setting chosen on validation: see {table}_selection"]
-
-
-def emit_selection(ctx: Context, sec: Section, table: str, query: Query) -> None:
-    """The settings chosen on validation for ``table`` (its spec's ``select``), as a table."""
-    chosen = ctx.selections.get(table)
-    if chosen is None or chosen.empty:
+        emit(ctx, sec, table, title, frame, query, notes, runs)
         return
-    frame = chosen.rename(columns={"column": "paper column"})
-    notes = ["per cell, the setting with the lowest mean best_val_loss over its seeds (ties: higher val accuracy); "
-             "the other settings' runs are left out of the main table",
-             "best_test_accuracy: the best any setting reached on test (what choosing on test would give); "
-             "with val_mode paper the validation set IS the test set"]
-    emit(ctx, sec, f"{table}_selection", f"{table}: settings chosen on validation", frame, query, notes,
-         int(frame["runs"].sum()))
+    emit(ctx, sec, table, title, frame, query,
+         notes + [f"{len(chosen)} cell(s) use the setting chosen on validation: see {table}_selection"], runs)
+    picked = chosen.rename(columns={"column": "paper column"})
+    picked_notes = ["per cell, the setting with the lowest mean best_val_loss over its seeds (ties: higher val "
+                    "accuracy); the other settings' runs are left out of the main table",
+                    "best_test_accuracy: the best any setting reached on test (what choosing on test would give); "
+                    "with val_mode paper the validation set IS the test set"]
+    emit(ctx, sec, f"{table}_selection", f"{table}: settings chosen on validation", picked, query, picked_notes,
+         int(picked["runs"].sum()))
 
 
 def table2_frame(ctx: Context) -> pd.DataFrame:
@@ -103,10 +100,8 @@ def table2_item(ctx: Context) -> Section:
     if len(other):
         notes.append(f"{len(other)} run(s) left out: source architecture without a Table 2 column "
                      f"({', '.join(sorted(set(other['arch'])))})")
-    notes += selection_note(ctx, "v2s_table2")
-    emit(ctx, sec, "v2s_table2", "V2S Table 2: test accuracy (%) per UCR dataset, paper vs ours", table, query,
-         notes, len(runs))
-    emit_selection(ctx, sec, "v2s_table2", query)
+    emit_selected(ctx, sec, "v2s_table2", "V2S Table 2: test accuracy (%) per UCR dataset, paper vs ours", table,
+                  query, notes, len(runs))
     return sec
 
 
@@ -150,9 +145,8 @@ def table4_item(ctx: Context) -> Section:
     table = v2s_ablations.table4(runs, sources(ctx)[0])
     notes = ["ours: params (M), source test accuracy and best validation loss from the linked pretraining runs; "
              "target accuracy = mean over datasets of the per-dataset mean over seeds; MPCE as in Table 2"]
-    notes += selection_note(ctx, "v2s_table4")
-    emit(ctx, sec, "v2s_table4", "V2S Table 4: source architectures, paper vs ours", table, query, notes, len(runs))
-    emit_selection(ctx, sec, "v2s_table4", query)
+    emit_selected(ctx, sec, "v2s_table4", "V2S Table 4: source architectures, paper vs ours", table, query, notes,
+                  len(runs))
     return sec
 
 
@@ -163,10 +157,9 @@ def mapping_item(ctx: Context) -> Section:
     if runs.empty:
         sec.missing.append(no_runs("the D.2 mapping comparison", query))
     table = v2s_ablations.mapping_table(runs)
-    notes = [NOTES[0], "setting = model.mapping_kind and model.mapping (source labels per target class)"]
-    notes += selection_note(ctx, "v2s_mapping")
-    emit(ctx, sec, "v2s_mapping", "V2S D.2: test accuracy (%) per label mapping", table, query, notes, len(runs))
-    emit_selection(ctx, sec, "v2s_mapping", query)
+    emit_selected(ctx, sec, "v2s_mapping", "V2S D.2: test accuracy (%) per label mapping", table, query,
+                  [NOTES[0], "setting = model.mapping_kind and model.mapping (source labels per target class)"],
+                  len(runs))
     return sec
 
 
