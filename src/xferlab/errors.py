@@ -18,3 +18,14 @@ class TrialPruned(Exception):
 
     Training code never imports optuna; it only lets this exception propagate.
     """
+
+
+class Diverged(Exception):
+    """Training produced no finite validation loss: the run must end FAILED, not FINISHED.
+
+    Raised by the training loops (V2S and AT) when the validation loss is NaN or infinite
+    at every epoch; the runner records it with its one-line message.
+    """
+
+    def __init__(self, what: str = "the validation loss") -> None:
+        super().__init__(f"diverged: {what} was NaN or infinite at every epoch; lower the learning rate")
