@@ -121,14 +121,59 @@ def test_pruned_trials_are_tagged_and_killed_on_journal_storage(tuned):
     workdir, env, _, client = tuned
     out = run_cli(["tune", STUDY, "--storage", "studies/prune.log", "--n-trials", "2", "--set", "study=prune",
                    "--set", "pruner={name: threshold, options: {upper: 0.0}}", *CHEAP], workdir, env)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 1, out.stdout + out.stderr  # every trial pruned: the study has no result
     study = load(workdir, "prune", "studies/prune.log")
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
     runs = check_trials_are_children(study, client)
+    [parent] = runs["study"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["xferlab.error"] == "no trial completed (0 failed, 2 pruned): budget reached"
     for run in runs["trial"]:
         assert run.data.tags["xferlab.pruned"] == "true"
         assert len(client.get_metric_history(run.info.run_id, "val_ce_loss")) == 1  # stopped after epoch 1
     assert f"optuna-dashboard {workdir}/studies/prune.log" in out.stdout
+
+
+# Trials without the orthogonal model (no pretraining) and with a rate that makes the
+# validation loss NaN after one epoch: each trial fails in seconds, and not on a user error.
+DIVERGING = ["--set", "at.enabled=false", "--set", "train.lr=1e30", "--set", "train.epochs=1",
+             "--set", "data.max_items=16"]
+
+
+def test_a_study_whose_every_trial_fails_exits_non_zero_with_a_failed_parent(tuned):
+    workdir, env, _, client = tuned
+    out = run_cli(["tune", STUDY, "--workers", "2", "--n-trials", "1", "--set", "study=diverged", *DIVERGING],
+                  workdir, env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    study = load(workdir, "diverged")
+    states = [t.state.name for t in study.trials]
+    assert set(states) == {"FAIL"} and len(states) >= 3  # 3 failures tolerated, 2 workers may overshoot
+    closing = f"study 'diverged': 0 complete, 0 pruned, {len(states)} failed (workers 0, 1: every trial failed)"
+    assert closing in out.stdout.splitlines()
+    assert "no trial completed: the study has no result" in out.stdout
+    runs = check_trials_are_children(study, client)
+    [parent] = runs["study"]
+    assert parent.info.status == "FAILED"
+    reason = parent.data.tags["xferlab.error"]
+    assert reason.startswith(f"no trial completed ({len(states)} failed, 0 pruned): workers 0, 1: every trial "
+                             "failed; last trial error: ") and "\n" not in reason
+    assert Path(client.download_artifacts(parent.info.run_id, "error.txt")).read_text() == reason + "\n"
+    assert f"MLflow parent run {parent.info.run_id} (FAILED)" in out.stdout
+
+
+def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned):
+    workdir, env, _, client = tuned
+    out = run_cli(["tune", STUDY, "--n-trials", "2", "--set", "study=user-error", "--set", "intermediate=val_nope",
+                   "--set", "at.enabled=false", *CHEAP], workdir, env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("xferlab: error: intermediate metric 'val_nope' is not")
+    study = load(workdir, "user-error")
+    assert [t.state.name for t in study.trials] == ["FAIL"]  # the same mistake would fail every trial
+    [parent] = check_trials_are_children(study, client)["study"]
+    assert parent.info.status == "FAILED"
+    reason = parent.data.tags["xferlab.error"]
+    assert reason.startswith("UserError: intermediate metric 'val_nope' is not logged per epoch")
+    assert Path(client.download_artifacts(parent.info.run_id, "error.txt")).read_text() == reason + "\n"
 
 
 def test_study_resumed_after_its_worker_was_killed(tuned):

@@ -19,7 +19,8 @@ from xferlab.tuning.objective import Objective, TrialFailed
 from xferlab.tuning.storage import open_storage, resolve
 from xferlab.tuning.study import check_identity, open_study
 from xferlab.tuning.studyspec import load_study_spec, with_budget
-from xferlab.tuning.worker import loop, quiet_optuna
+from xferlab.tuning.cli import final_status, worker_reasons, workers_status
+from xferlab.tuning.worker import WorkerEnd, loop, quiet_optuna, silent_exit_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_AT = ROOT / "experiments/smoke/at.yaml"
@@ -197,8 +198,37 @@ def test_budget_loop_stops_after_as_many_failures_as_trials(sqlite_ref):
     def objective(trial):
         raise TrialFailed("broken")
 
-    assert "failed trials" in loop(study, objective, SimpleNamespace(n_trials=2, grace_s=120), None, None)
+    assert loop(study, objective, SimpleNamespace(n_trials=2, grace_s=120), None, None) == "every trial failed"
     assert len(study.trials) == 3  # at least 3 failures are tolerated
+
+
+def test_budget_loop_says_when_failures_stop_a_study_with_results(sqlite_ref):
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    study.enqueue_trial({"x": 0.5})
+
+    def objective(trial):
+        if trial.number == 0:
+            return trial.suggest_float("x", 0, 1)
+        raise TrialFailed("broken")
+
+    assert loop(study, objective, SimpleNamespace(n_trials=3, grace_s=120), None, None) == \
+        "stopped after 3 failed trials"
+
+
+# --- why each worker stopped, and the exit status ----------------------------------------
+def test_each_workers_reason_is_named():
+    ends = [WorkerEnd(0, 0, "budget reached"), WorkerEnd(1, 1, "crashed: ValueError: x"),
+            WorkerEnd(2, 0, "budget reached"), WorkerEnd(3, -9, silent_exit_reason(-9))]
+    assert worker_reasons(ends) == ["workers 0, 2: budget reached", "worker 1: crashed: ValueError: x",
+                                    "worker 3: killed by signal 9"]
+    assert silent_exit_reason(143) == "interrupted" and silent_exit_reason(1) == "exited with status 1"
+    assert workers_status([0, 0]) == 0 and workers_status([0, 2]) == 2 and workers_status([2, 143]) == 1
+
+
+def test_a_study_without_a_complete_trial_exits_non_zero():
+    assert final_status(0, {"best": None}) == 1
+    assert final_status(2, {"best": None}) == 2  # the workers' user error says more
+    assert final_status(0, {"best": object()}) == 0
 
 
 # --- the objective's verdicts -----------------------------------------------------------
@@ -268,3 +298,100 @@ def test_staleness_of_trials_on_other_hosts():
     assert "no beat from elsewhere" in liveness.stale_reason(trial(**{liveness.BEAT: now - 500}), 120, now)
     assert liveness.stale_reason(trial(**{liveness.BEAT: now - 10}), 120, now) is None
     assert liveness.stale_reason(trial(), 120, now) is None  # RDB: Optuna's heartbeat decides
+
+
+# --- the parent run of a study without a result (real Optuna and MLflow sqlite stores) ----
+@pytest.fixture()
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from mlflow import MlflowClient
+
+    from xferlab.tracking import ensure_store
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = ensure_store()
+    return MlflowClient(uri, uri)
+
+
+def failing_trial_run(error: str) -> str:
+    """A FAILED trial run carrying ``xferlab.error``, as the runner leaves one."""
+    from xferlab.tracking import studies
+
+    run_id = studies.create_run("tune-unit", "trial", {"xferlab.role": "trial", "xferlab.error": error}, {})
+    studies.set_status(run_id, "FAILED")
+    return run_id
+
+
+def artifact_text(client, run_id: str, path: str) -> str:
+    return Path(client.download_artifacts(run_id, path)).read_text()
+
+
+def test_parent_of_a_study_whose_trials_all_failed_ends_failed(tmp_path: Path, sqlite_ref, mlflow_store):
+    from xferlab.tracking import studies
+    from xferlab.tuning import summary
+
+    client, spec = mlflow_store, load_study_spec(write_spec(tmp_path))
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    parent = studies.create_run("tune-unit", "study", {"xferlab.role": "study"}, {})
+
+    def objective(trial):
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("mlflow_run_id", failing_trial_run(f"ValueError: boom {trial.number}"))
+        raise TrialFailed("boom")
+
+    study.optimize(objective, n_trials=2, catch=(TrialFailed,))
+    reasons = ["workers 0, 1: every trial failed"]
+    result = summary.summarize(study, spec, parent, reasons=reasons)
+    run = client.get_run(parent)
+    assert result["status"] == run.info.status == "FAILED" and result["best"] is None
+    reason = run.data.tags["xferlab.error"]
+    assert reason == ("no trial completed (2 failed, 0 pruned): workers 0, 1: every trial failed; "
+                      "last trial error: ValueError: boom 1")
+    assert artifact_text(client, parent, "error.txt") == reason + "\n"
+    lines = summary.closing_lines(spec, resolve(None), result, parent, "sqlite:///m.db", reasons)
+    assert lines[0].endswith("0 complete, 0 pruned, 2 failed (workers 0, 1: every trial failed)")
+    assert "no trial completed: the study has no result" in lines
+    assert "  last trial error: ValueError: boom 1" in lines and f"MLflow parent run {parent} (FAILED)" in lines
+    assert final_status(0, result) == 1
+
+    studies.set_status(parent, "RUNNING")  # resumed (parent.ensure_parent reopens it): one trial completes
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    result = summary.summarize(study, spec, parent, reasons=["budget reached"])
+    run = client.get_run(parent)
+    assert result["status"] == run.info.status == "FINISHED" and run.data.tags["xferlab.error"] == ""
+    assert final_status(0, result) == 0
+
+
+def test_parent_of_an_all_pruned_study_ends_failed(tmp_path: Path, sqlite_ref, mlflow_store):
+    from xferlab.tracking import studies
+    from xferlab.tuning import summary
+
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    parent = studies.create_run("tune-unit", "study", {"xferlab.role": "study"}, {})
+
+    def objective(trial):
+        trial.suggest_float("x", 0, 1)
+        raise optuna.TrialPruned()
+
+    study.optimize(objective, n_trials=2)
+    summary.summarize(study, load_study_spec(write_spec(tmp_path)), parent, reasons=["budget reached"])
+    run = mlflow_store.get_run(parent)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["xferlab.error"] == "no trial completed (0 failed, 2 pruned): budget reached"
+
+
+@pytest.mark.parametrize("exc, status, reason", [
+    (UserError("no dataset under /nowhere"), "FAILED", "UserError: no dataset under /nowhere"),
+    (KeyboardInterrupt(), "KILLED", "interrupted"),
+])
+def test_parent_stopped_by_an_exception_carries_its_reason(tmp_path: Path, sqlite_ref, mlflow_store,
+                                                           exc: BaseException, status: str, reason: str):
+    from xferlab.tracking import studies
+    from xferlab.tuning import summary
+
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    parent = studies.create_run("tune-unit", "study", {"xferlab.role": "study"}, {})
+    summary.summarize_quietly(study, load_study_spec(write_spec(tmp_path)), parent, exc)
+    run = mlflow_store.get_run(parent)
+    assert run.info.status == status and run.data.tags["xferlab.error"] == reason
+    files = {a.path for a in mlflow_store.list_artifacts(parent)}
+    assert ("error.txt" in files) == (status == "FAILED")

@@ -5,7 +5,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from xferlab.errors import TrialPruned, UserError  # noqa: E402
+from xferlab.errors import Diverged, TrialPruned, UserError  # noqa: E402
 from xferlab.v2s import analysis, figures  # noqa: E402
 from xferlab.v2s.fitting import EpochReporter  # noqa: E402
 from xferlab.v2s.models import attrnn_tiny, load_keras_model  # noqa: E402
@@ -95,6 +95,54 @@ def test_seeded_training_is_deterministic():
         res = train_v2s(_dense_classifier(L, 2), x, y, x, y, epochs=3, batch_size=8, lr=0.01, seed=0)
         runs.append([h["train_loss"] for h in res.history])
     assert runs[0] == runs[1]
+
+
+def _hidden_classifier(n_in: int, n_classes: int) -> keras.Model:
+    """Dense-relu-softmax: with lr=1e20 its weights overflow and every loss is NaN."""
+    inp = keras.Input((n_in,))
+    hidden = keras.layers.Dense(16, activation="relu")(inp)
+    return keras.Model(inp, keras.layers.Dense(n_classes, activation="softmax")(hidden))
+
+
+def test_training_that_diverges_at_every_epoch_raises():
+    x, y = _target_data(16)
+    seen = []
+    keras.utils.set_random_seed(0)
+    with pytest.raises(Diverged, match="the validation loss was NaN or infinite at every epoch"):
+        train_v2s(_hidden_classifier(L, 2), x, y, x, y, x, y, epochs=2, batch_size=8, lr=1e20, decay=0.0,
+                  on_epoch=lambda e, m: seen.append(m["val_loss"]))
+    assert len(seen) == 2 and not any(np.isfinite(seen))  # every epoch ran and was reported
+
+
+def test_a_late_divergence_restores_the_best_finite_epoch():
+    """Epochs 1-2 train normally; the hook then poisons the weights, so epoch 3's loss is NaN."""
+    x, y = _target_data(16)
+    keras.utils.set_random_seed(0)
+    model = _hidden_classifier(L, 2)
+
+    def poison_after_epoch_2(epoch: int, metrics: dict) -> None:
+        if epoch == 2:
+            for w in model.trainable_weights:
+                w.assign(np.full(w.shape, np.nan, dtype="float32"))
+
+    res = train_v2s(model, x, y, x, y, x, y, epochs=3, batch_size=8, lr=1e-4, decay=0.0,
+                    on_epoch=poison_after_epoch_2)
+    assert np.isnan(res.history[2]["val_loss"]) and np.isfinite(res.history[1]["val_loss"])
+    finite = [h for h in res.history if np.isfinite(h["val_loss"])]
+    best = min(finite, key=lambda h: h["val_loss"])
+    assert res.best_epoch == best["epoch"] and res.metrics["best_val_loss"] == best["val_loss"]
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)  # the NaN weights were replaced
+    assert res.metrics["test_loss"] == pytest.approx(best["val_loss"], rel=1e-4)  # test = val set here
+
+
+@pytest.mark.parametrize("val_loss", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_val_loss_is_never_the_best(trained, val_loss: float):
+    reporter = EpochReporter()
+    reporter.set_model(trained["v2s"])
+    reporter.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss, "val_accuracy": 0.5})
+    assert reporter.diverged and reporter.best_epoch == 0
+    reporter.on_epoch_end(1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 2.0, "val_accuracy": 0.5})
+    assert not reporter.diverged and reporter.best_epoch == 2
 
 
 def test_v2s_round_trip(trained, tmp_path):
@@ -190,6 +238,16 @@ def test_pretrain_source_and_augmentation(am):
     assert res.best_epoch == 1 and np.isfinite(res.metrics["best_val_loss"])
     with pytest.raises(UserError, match="16000"):
         pretrain_source(model, xs[:, :100], ys, xs, ys, epochs=1)
+
+
+def test_pretraining_that_diverges_raises():
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((12, 16000)).astype("float32") * 0.1
+    ys = np.arange(12) % 3
+    keras.utils.set_random_seed(0)
+    with pytest.raises(Diverged, match="the source model's validation loss was NaN"):
+        pretrain_source(_hidden_classifier(16000, 3), xs, ys, xs, ys, xs, ys, epochs=1, batch_size=6,
+                        lr=1e20, augment=False)
 
 
 def test_figures_write_pngs(trained, am, tmp_path):

@@ -35,7 +35,12 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    """Open the study and its parent run, run the workers, summarise; exit 0 when all went well."""
+    """Open the study and its parent run, run the workers, summarise.
+
+    Exit 0 only when the study has a COMPLETE trial: a study whose every trial failed
+    (or was pruned) produced no result, so it exits 1 (2 when the workers stopped on a
+    user error) and its parent run ends FAILED with the reason.
+    """
     from xferlab.errors import UserError
     from xferlab.tracking import ensure_store
     from xferlab.tuning import parent, study as st, summary
@@ -65,10 +70,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or a user error in a trial: record it
         summary.summarize_quietly(study, spec, parent_run_id, exc)
         raise
-    result = summary.summarize(study, spec, parent_run_id)
+    result = summary.summarize(study, spec, parent_run_id, reasons=reasons)
     for line in summary.closing_lines(spec, ref, result, parent_run_id, uri, reasons):
         print(line, flush=True)
-    return status
+    return final_status(status, result)
+
+
+def final_status(workers_status: int, result: dict[str, Any]) -> int:
+    """The workers' status, or 1 when it is 0 but the study has no COMPLETE trial (no result)."""
+    if workers_status == 0 and result["best"] is None:
+        return 1
+    return workers_status
 
 
 def _plans(args: argparse.Namespace, spec: Any, ref: Any, parent_run_id: str, created: bool) -> list[Any]:
@@ -95,9 +107,21 @@ def _run(plans: list[Any]) -> tuple[list[str], int]:
 
     if len(plans) == 1:
         return [work(plans[0])], 0
-    codes = run_processes(plans)
+    ends = run_processes(plans)
+    return worker_reasons(ends), workers_status([end.code for end in ends])
+
+
+def worker_reasons(ends: list[Any]) -> list[str]:
+    """One entry per distinct reason, naming its workers: ``workers 0, 2: budget reached``."""
+    by_reason: dict[str, list[str]] = {}
+    for end in ends:
+        by_reason.setdefault(end.reason, []).append(str(end.index))
+    return [f"worker{'s' if len(who) > 1 else ''} {', '.join(who)}: {reason}" for reason, who in by_reason.items()]
+
+
+def workers_status(codes: list[int]) -> int:
+    """0 when every worker exited cleanly; 2 when the failures were all user errors; else 1."""
     bad = [c for c in codes if c != 0]
     if not bad:
-        return ["budget reached or timeout"], 0
-    reasons = [f"{len(bad)} of {len(codes)} workers exited with status {', '.join(map(str, bad))}"]
-    return reasons, 2 if all(c == 2 for c in bad) else 1
+        return 0
+    return 2 if all(c == 2 for c in bad) else 1

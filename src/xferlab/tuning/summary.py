@@ -7,6 +7,10 @@ tags, because a resumed study may find a better trial and params cannot change),
 artifacts ``best_trial.json``, ``trials.csv``, ``optimization_history.png``,
 ``param_importances.png`` and ``intermediate_values.png`` (Optuna's matplotlib plots: the
 plotly ones need a browser to export). Whoever finishes last leaves the final picture.
+
+The parent run ends FINISHED only when the study has a COMPLETE trial: a study whose
+trials all failed (or were pruned) has no result, so its parent ends FAILED with a
+one-line reason (tag ``xferlab.error`` and artifact ``error.txt``, as an instance run).
 """
 from __future__ import annotations
 
@@ -34,19 +38,32 @@ def best_trial(study: Any) -> Any | None:
 
 def summarize_quietly(study: Any, spec: StudySpec, parent_run_id: str, exc: BaseException) -> None:
     """:func:`summarize` after ``exc`` stopped the workers: the parent ends KILLED on an
-    interrupt, FAILED on an error (a resume reopens it); never masks ``exc``."""
+    interrupt, FAILED on an error with the error as its reason (a resume reopens it);
+    never masks ``exc``."""
     from xferlab.tracking import Terminated
 
-    status = "KILLED" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "FAILED"
+    interrupted = isinstance(exc, (KeyboardInterrupt, Terminated))
+    status = "KILLED" if interrupted else "FAILED"
+    reason = "interrupted" if interrupted else exception_line(exc)
     try:
-        summarize(study, spec, parent_run_id, end_status=status)
+        summarize(study, spec, parent_run_id, end_status=status, reason=reason)
     except Exception as err:  # noqa: BLE001 - the original exception matters more
         print(f"(could not summarise the study on its parent run: {err})", flush=True)
 
 
-def summarize(study: Any, spec: StudySpec, parent_run_id: str, end_status: str | None = None) -> dict[str, Any]:
-    """Log counts, best trial and plots on the parent; close it FINISHED when no trial is in
-    flight (or with ``end_status``)."""
+def exception_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, as the runs' ``error.txt``."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__
+
+
+def summarize(study: Any, spec: StudySpec, parent_run_id: str, end_status: str | None = None,
+              reason: str = "", reasons: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Log counts, best trial and plots on the parent; close it when no trial is in flight
+    (FINISHED with a COMPLETE trial, else FAILED with why), or with ``end_status``.
+
+    ``reasons``: why each worker stopped, part of a FAILED parent's reason.
+    """
     from xferlab.tracking import studies
 
     n = counts(study)
@@ -64,11 +81,54 @@ def summarize(study: Any, spec: StudySpec, parent_run_id: str, end_status: str |
                                          **{f"xferlab.best.{k}": v for k, v in best.params.items()},
                                          "xferlab.best_run_id": best.user_attrs.get("mlflow_run_id", "")})
     in_flight = n["RUNNING"] + n["WAITING"]
-    if end_status:
-        studies.set_status(parent_run_id, end_status)
-    elif in_flight == 0:
-        studies.set_status(parent_run_id, "FINISHED")
-    return {"counts": n, "best": best, "plots_skipped": skipped, "closed": in_flight == 0}
+    status = end_status or (None if in_flight else "FINISHED" if best is not None else "FAILED")
+    error = last_trial_error(study) if best is None else ""
+    if status == "FAILED" and not reason:
+        reason = no_result_reason(n, reasons, error)
+    if status is not None:
+        close_parent(parent_run_id, status, reason)
+    return {"counts": n, "best": best, "plots_skipped": skipped, "closed": status is not None,
+            "status": status, "reason": reason, "last_error": error}
+
+
+def no_result_reason(n: dict[str, int], reasons: list[str] | tuple[str, ...], error: str) -> str:
+    """One line: no trial completed, the counts, why the workers stopped, the last trial error."""
+    line = f"no trial completed ({n['FAIL']} failed, {n['PRUNED']} pruned)"
+    if reasons:
+        line += f": {'; '.join(dict.fromkeys(reasons))}"
+    return line + (f"; last trial error: {error}" if error else "")
+
+
+def last_trial_error(study: Any) -> str:
+    """The ``xferlab.error`` of the latest failed trial's MLflow run ("" when unknown)."""
+    from optuna.trial import TrialState
+
+    from xferlab.tracking import studies
+
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    for trial in sorted(failed, key=lambda t: t.number, reverse=True):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        run = studies.get_run(run_id) if run_id else None
+        if run is not None and run.tags.get("xferlab.error"):
+            return " ".join(run.tags["xferlab.error"].split())[:500]
+    return ""
+
+
+def close_parent(parent_run_id: str, status: str, reason: str = "") -> None:
+    """End the parent run; a FAILED/KILLED one carries its reason like an instance run
+    (tag ``xferlab.error``; ``error.txt`` when FAILED), and a FINISHED one drops the reason
+    an earlier, failed attempt of the resumed study left."""
+    from xferlab.tracking import studies
+
+    if status == "FINISHED":
+        previous = studies.get_run(parent_run_id)
+        if previous is not None and previous.tags.get("xferlab.error"):
+            studies.set_tags(parent_run_id, {"xferlab.error": ""})
+    elif reason:
+        studies.set_tags(parent_run_id, {"xferlab.error": reason})
+        if status == "FAILED":
+            studies.log_text(parent_run_id, "error.txt", reason + "\n")
+    studies.set_status(parent_run_id, status)
 
 
 def write_plots(study: Any, out: Path) -> dict[str, str]:
@@ -111,16 +171,23 @@ def _write_tables(study: Any, best: Any | None, out: Path) -> None:
 
 def closing_lines(spec: StudySpec, ref: StorageRef, result: dict[str, Any], parent_run_id: str,
                   tracking_uri: str, reasons: list[str]) -> list[str]:
-    """The end of ``xferlab tune``: counts, best trial, and how to look at it."""
+    """The end of ``xferlab tune``: counts and why each worker stopped, best trial (or why
+    there is none), and how to look at it."""
     n, best = result["counts"], result["best"]
     lines = [f"\nstudy {spec.study!r}: {n['COMPLETE']} complete, {n['PRUNED']} pruned, {n['FAIL']} failed"
              + (f", {n['RUNNING']} running" if n["RUNNING"] else "") + f" ({'; '.join(dict.fromkeys(reasons))})"]
     if best is not None:
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
         lines.append(f"best trial {best.number}: {spec.metric}={best.value:.4f}  {shown}")
+    else:
+        lines.append("no trial completed: the study has no result")
+        if result.get("last_error"):
+            lines.append(f"  last trial error: {result['last_error']}")
     for name, why in result["plots_skipped"].items():
         lines.append(f"  ({name} not drawn: {why})")
-    lines += [f"MLflow parent run {parent_run_id}" + ("" if result["closed"] else " (still RUNNING: trials in flight)"),
+    state = (f" ({result['status']})" if result.get("status") in ("FAILED", "KILLED")
+             else "" if result["closed"] else " (still RUNNING: trials in flight)")
+    lines += [f"MLflow parent run {parent_run_id}{state}",
               "look at it:", f"  {ref.dashboard_command()}", f"  {mlflow_ui_command(tracking_uri)}"]
     return lines
 

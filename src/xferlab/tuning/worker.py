@@ -11,6 +11,11 @@ trial a worker fails the trials of dead workers (:mod:`xferlab.tuning.liveness`)
 starts a trial only if a re-queued trial waits or finished + running trials leave room;
 otherwise it waits for the running ones, so a trial whose worker dies is re-run and the
 budget is reached exactly (up to trials started at the same instant by two workers).
+
+Every worker says why it stopped (budget reached, timeout, every trial failed, an error,
+interrupted, ...): a spawned worker sends its reason back on a queue, and one that died
+without a word is described by its exit status, so the closing line of ``xferlab tune``
+names each worker's reason instead of guessing.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 POLL_S = 2.0
+BUDGET_REACHED, TIMEOUT, GRID_EXHAUSTED, INTERRUPTED = "budget reached", "timeout", "grid exhausted", "interrupted"
 
 
 @dataclass(frozen=True)
@@ -72,17 +78,26 @@ def loop(study: Any, objective: Any, spec: Any, deadline: float | None, handler:
         n = counts(study)
         done = n["COMPLETE"] + n["PRUNED"]
         if done >= spec.n_trials:
-            return "budget reached"
-        if n["FAIL"] - n["RETRIED"] >= max(3, spec.n_trials):
-            return f"stopped after {n['FAIL'] - n['RETRIED']} failed trials"
+            return BUDGET_REACHED
+        failed = n["FAIL"] - n["RETRIED"]
+        if failed >= max(3, spec.n_trials):
+            return failures_reason(failed, done)
         if deadline is not None and time.time() >= deadline:
-            return "timeout"
+            return TIMEOUT
         if n["WAITING"] == 0 and done + n["RUNNING"] >= spec.n_trials:
             time.sleep(POLL_S)  # the last trials run elsewhere; one may die and be re-queued
             continue
         study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
         if getattr(study, "_stop_flag", False):  # the grid sampler ran out of points
-            return "grid exhausted"
+            return GRID_EXHAUSTED
+
+
+def failures_reason(failed: int, done: int) -> str:
+    """Why the failure cap stopped a worker; "every trial failed" when nothing else ended,
+    the case that must not read like a finished study."""
+    if done == 0:
+        return "every trial failed"  # the count is on the closing line; workers agree on this one
+    return f"stopped after {failed} failed trials"
 
 
 def quiet_optuna() -> None:
@@ -100,8 +115,21 @@ def thread_env(workers: int) -> dict[str, str]:
                              "TF_NUM_INTEROP_THREADS")}
 
 
-def _process_main(plan: Plan, env: dict[str, str]) -> None:
-    """Entry point of a spawned worker: exit status 0 ok, 2 user error, 1 crash, 143 SIGTERM."""
+@dataclass(frozen=True)
+class WorkerEnd:
+    """How one spawned worker ended: its exit status and why it stopped."""
+
+    index: int | None
+    code: int
+    reason: str
+
+
+def _process_main(plan: Plan, env: dict[str, str], ends: Any) -> None:
+    """Entry point of a spawned worker: exit status 0 ok, 2 user error, 1 crash, 143 SIGTERM.
+
+    Whatever happens, the worker's reason is put on ``ends`` (a ``SimpleQueue``) before
+    it exits, so the parent can say why each worker stopped.
+    """
     for key, value in env.items():
         os.environ.setdefault(key, value)
     from xferlab.errors import UserError
@@ -110,19 +138,43 @@ def _process_main(plan: Plan, env: dict[str, str]) -> None:
     handle_sigterm()
     try:
         ensure_store()
-        print(f"[worker {plan.index}] {work(plan)}", flush=True)
+        reason = work(plan)
     except UserError as exc:
+        ends.put((plan.index, f"error: {one_line(exc)}"))
         print(f"xferlab: error: [worker {plan.index}] {exc}", flush=True)
         raise SystemExit(2) from None
     except (KeyboardInterrupt, Terminated):
+        ends.put((plan.index, INTERRUPTED))
         raise SystemExit(143) from None
+    except BaseException as exc:
+        ends.put((plan.index, f"crashed: {type(exc).__name__}: {one_line(exc)}"))
+        raise
+    ends.put((plan.index, reason))
+    print(f"[worker {plan.index}] {reason}", flush=True)
 
 
-def run_processes(plans: list[Plan]) -> list[int]:
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (reasons are shown on one line and in tags)."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
+def silent_exit_reason(code: int | None) -> str:
+    """Why a worker stopped when it could not say it (killed by a signal, out of memory)."""
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        return f"killed by signal {-code}"
+    if code == 143:
+        return INTERRUPTED
+    return f"exited with status {code}"
+
+
+def run_processes(plans: list[Plan]) -> list[WorkerEnd]:
     """Start one spawned process per plan, wait for all; an interrupt terminates them."""
     ctx = multiprocessing.get_context("spawn")  # no TF/torch/sqlite state inherited
     env = thread_env(len(plans))
-    procs = [ctx.Process(target=_process_main, args=(plan, env), name=f"xferlab-tune-{plan.index}")
+    ends = ctx.SimpleQueue()  # put() writes at once: nothing is lost when the process exits
+    procs = [ctx.Process(target=_process_main, args=(plan, env, ends), name=f"xferlab-tune-{plan.index}")
              for plan in plans]
     for proc in procs:
         proc.start()
@@ -136,4 +188,19 @@ def run_processes(plans: list[Plan]) -> list[int]:
         for proc in procs:
             proc.join(timeout=60)
         raise
-    return [proc.exitcode if proc.exitcode is not None else 1 for proc in procs]
+    said = _drain(ends)
+    return [WorkerEnd(plan.index, _code(proc), said.get(plan.index) or silent_exit_reason(proc.exitcode))
+            for plan, proc in zip(plans, procs)]
+
+
+def _drain(ends: Any) -> dict[int | None, str]:
+    """{worker index: reason} for the workers that said why they stopped."""
+    said: dict[int | None, str] = {}
+    while not ends.empty():
+        index, reason = ends.get()
+        said[index] = reason
+    return said
+
+
+def _code(proc: Any) -> int:
+    return proc.exitcode if proc.exitcode is not None else 1

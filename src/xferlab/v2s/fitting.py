@@ -4,16 +4,21 @@ Training code reports through ``on_epoch(epoch, metrics)`` (epochs count from 1;
 metrics ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy`` and ``swd``
 when an SWD function is given). Tracking logs them, tuning may raise ``TrialPruned``
 from the callback: Keras lets it propagate out of ``fit``, and so do we.
-The weights of the epoch with the lowest validation loss are restored at the end.
+The weights of the epoch with the lowest FINITE validation loss are restored at the end;
+when no epoch has one, the model diverged and :class:`~xferlab.errors.Diverged` is raised
+instead of testing it (a run must not end FINISHED with metrics of a NaN model).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import keras
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
+
+from xferlab.errors import Diverged
 
 OnEpoch = Callable[[int, dict[str, float]], None]
 EPS = 1e-7  # keras.backend.epsilon(): the clip Keras applies before log
@@ -31,7 +36,12 @@ class TrainResult:
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Collects metrics, keeps the best-val-loss weights, forwards to ``on_epoch``."""
+    """Collects metrics, keeps the best-val-loss weights, forwards to ``on_epoch``.
+
+    ``best_weights`` stays None until an epoch has a finite validation loss: NaN and
+    infinities never count as best (``NaN < x`` is False, but ``-inf`` would win a bare
+    comparison), so None after training means the model diverged at every epoch.
+    """
 
     def __init__(self, on_epoch: OnEpoch | None = None,
                  swd_fn: Callable[[keras.Model], float] | None = None) -> None:
@@ -46,17 +56,27 @@ class EpochReporter(keras.callbacks.Callback):
                    "val_loss": float(logs["val_loss"]), "val_accuracy": float(logs["val_accuracy"])}
         if self.swd_fn is not None:
             metrics["swd"] = float(self.swd_fn(self.model))
-        if metrics["val_loss"] < self.best_loss:  # NaN never wins
+        if is_better(metrics["val_loss"], self.best_loss):
             self.best_loss, self.best_epoch = metrics["val_loss"], epoch + 1
             self.best_weights = [w.numpy().copy() for w in self.model.weights]
         self.history.append({"epoch": epoch + 1, **metrics})
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, metrics)  # may raise TrialPruned: let it propagate
 
+    @property
+    def diverged(self) -> bool:
+        """True when no epoch so far had a finite validation loss."""
+        return self.best_weights is None
+
     def restore_best(self) -> None:
         if self.best_weights is not None:
             for w, value in zip(self.model.weights, self.best_weights):
                 w.assign(value)
+
+
+def is_better(loss: float, best: float) -> bool:
+    """Whether ``loss`` is a finite validation loss below ``best`` (which starts at inf)."""
+    return math.isfinite(loss) and loss < best
 
 
 def sparse_ce(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -94,10 +114,14 @@ def evaluate_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
 
 def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.ndarray],
                    test: tuple[np.ndarray, np.ndarray] | None, epochs: int, batch_size: int,
-                   on_epoch: OnEpoch | None, swd_fn=None, verbose: int = 0) -> TrainResult:
+                   on_epoch: OnEpoch | None, swd_fn=None, verbose: int = 0,
+                   what: str = "the validation loss") -> TrainResult:
     """Run ``fit`` (``train`` is (x, y) or a PyDataset), restore best weights, test.
 
-    The model must be compiled with a sparse cross-entropy loss and "accuracy".
+    The model must be compiled with a sparse cross-entropy loss and "accuracy". Raises
+    :class:`~xferlab.errors.Diverged` (its message names ``what``) when no epoch had a
+    finite validation loss: there is no epoch to restore, and test metrics of the last,
+    diverged weights would be recorded as a result.
     """
     reporter = EpochReporter(on_epoch, swd_fn)
     if isinstance(train, tuple):
@@ -105,6 +129,8 @@ def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.nda
                   shuffle=True, callbacks=[reporter], verbose=verbose)
     else:
         model.fit(train, epochs=epochs, validation_data=val, callbacks=[reporter], verbose=verbose)
+    if reporter.diverged:
+        raise Diverged(what)
     reporter.restore_best()
     best = next((h for h in reporter.history if h["epoch"] == reporter.best_epoch), {})
     metrics = {"best_epoch": float(reporter.best_epoch),

@@ -82,6 +82,8 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
                     on_epoch: OnEpoch | None = None, verbose: int = 0) -> TrainResult:
     """Train a source AM with Adam; restore the best-val-loss epoch; test metrics if given.
 
+    Raises :class:`~xferlab.errors.Diverged` when no epoch had a finite validation loss.
+
     ``max_shift`` is in samples (1600 = 0.1 s), ``gain_db`` the +- range of the gain.
     ``lr_schedule="cosine"`` anneals the rate to lr/20 over all steps: long runs keep
     improving at the end instead of oscillating around a constant-rate plateau.
@@ -96,4 +98,5 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
                   metrics=["accuracy"])
     train = (AugmentedBatches(x_train, y_train, batch_size, seed, max_shift, gain_db)
              if augment else (x_train, y_train))
-    return fit_and_report(model, train, val, test, epochs, batch_size, on_epoch, None, verbose)
+    return fit_and_report(model, train, val, test, epochs, batch_size, on_epoch, None, verbose,
+                          what="the source model's validation loss")

@@ -54,7 +54,9 @@ def train_v2s(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     Returns per-epoch train/val loss and accuracy (+ ``swd`` when ``swd_fn`` is given)
     and final ``test_loss``, ``test_accuracy``, ``test_f1_macro``, ``test_mpce_term``,
     ``best_epoch`` with the test confusion matrix. Deterministic for a given ``seed``
-    (``keras.utils.set_random_seed``: shuffling, dropout and initialisers).
+    (``keras.utils.set_random_seed``: shuffling, dropout and initialisers). Raises
+    :class:`~xferlab.errors.Diverged` when the validation loss is NaN or infinite at
+    every epoch (e.g. too large a ``lr``): the run ends FAILED, not FINISHED.
     """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise UserError(f"train.epochs, train.batch_size and train.lr must be positive "
