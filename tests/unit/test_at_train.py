@@ -1,14 +1,17 @@
 """The training loop: frozen orthogonal model, init, early stopping, metrics, seeds."""
+import math
+
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import Dataset
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from xferlab.at.config import ATConfig
 from xferlab.at.init import init_from_state
 from xferlab.at.train import train_at
 from xferlab.at.vgg import build_vgg
-from xferlab.errors import TrialPruned, UserError
+from xferlab.errors import Diverged, TrialPruned, UserError
 
 K = 3
 
@@ -24,11 +27,11 @@ def tiny(seed: int = 0):
     return build_vgg("vgg16_tiny", K, seed=seed)
 
 
-def run(seed=0, model_seed=0, **kw):
+def run(seed=0, model_seed=0, val=None, **kw):
     kw.setdefault("epochs", 2)
     kw.setdefault("lr", 1e-3)
-    return train_at(tiny(model_seed), data(24, 1), data(12, 2), data(12, 3), seed=seed,
-                    batch_size=8, device="cpu", **kw)
+    return train_at(tiny(model_seed), data(24, 1), data(12, 2) if val is None else val, data(12, 3),
+                    seed=seed, batch_size=8, device="cpu", **kw)
 
 
 def test_orthogonal_model_gets_no_gradient_and_never_changes():
@@ -121,3 +124,66 @@ def test_errors_and_pruning_propagate():
     with pytest.raises(TrialPruned):
         run(on_epoch=prune)
     assert run(epochs=1, at_cfg={"enabled": False}).history[0]["at_loss"] == 0.0
+
+
+LOSS_KEYS = ("train_loss", "at_loss", "val_loss", "val_at_loss", "val_ce_loss")
+
+
+@pytest.mark.parametrize("aggregation", ["gram", "stochastic_pairwise"])
+def test_orth_cache_gives_the_same_trajectory(tmp_path, aggregation):
+    """Cached (in memory, then memmap) vs a second forward per batch: same seed, same
+    per-epoch losses and final weights (up to float rounding of batched convs)."""
+    cfg = {"layer": 3, "aggregation": aggregation}
+    runs = [run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg, orth_cache=False),
+            run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg),
+            run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg, orth_cache_bytes=0,
+                orth_cache_dir=str(tmp_path))]
+    ref = runs[0]
+    assert ref.history[0]["at_loss"] > 0
+    for other in runs[1:]:
+        for r0, r1 in zip(ref.history, other.history, strict=True):
+            for key in LOSS_KEYS:
+                assert r1[key] == pytest.approx(r0[key], rel=1e-5, abs=1e-7), key
+        assert other.best_epoch == ref.best_epoch
+        assert other.metrics["test_loss"] == pytest.approx(ref.metrics["test_loss"], rel=1e-5)
+        for k, v in ref.model.state_dict().items():
+            torch.testing.assert_close(other.model.state_dict()[k], v, rtol=1e-4, atol=1e-6)
+    assert list(tmp_path.iterdir()) == []  # the memmap directory is gone
+
+
+class PoisonedVal(Dataset):
+    """Validation items whose inputs are NaN while ``poison[0]`` is set (a test switch that
+    the epoch callback flips), to make chosen epochs non-finite."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, poison: list[bool]) -> None:
+        self.x, self.y, self.poison = x, y, poison
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return (torch.full_like(self.x[i], math.nan) if self.poison[0] else self.x[i]), self.y[i]
+
+
+def test_best_epoch_is_the_lowest_finite_validation_loss():
+    poison = [True]
+    x, y = data(12, 2)
+
+    def heal(epoch, metrics):
+        poison[0] = epoch == 2  # epochs 1 and 3 are NaN, 2 is finite; the final pass is clean
+
+    res = train_at(tiny(0), data(24, 1), PoisonedVal(x, y, poison), epochs=3, lr=1e-3, seed=0,
+                   batch_size=8, device="cpu", on_epoch=heal, patience=None)
+    losses = [row["val_loss"] for row in res.history]
+    assert math.isnan(losses[0]) and math.isfinite(losses[1]) and math.isnan(losses[2])
+    assert res.best_epoch == 2 and res.metrics["best_epoch"] == 2.0
+    assert res.metrics["val_loss"] == pytest.approx(losses[1], rel=1e-5)  # the kept weights are epoch 2's
+
+
+def test_no_finite_validation_loss_raises_diverged():
+    x, y = data(12, 2)
+    with pytest.raises(Diverged, match="NaN or infinite"):
+        train_at(tiny(0), data(24, 1), (torch.full_like(x, math.nan), y), epochs=2, lr=1e-3,
+                 batch_size=8, device="cpu")
+    with pytest.raises(Diverged):  # also when early stopping ends the run first
+        run(epochs=5, patience=1, lr=1e-3, val=(torch.full_like(x, math.inf), y))

@@ -1,66 +1,122 @@
-"""Timing of one training step, baseline versus AT at a given tap (for bench scripts).
+"""Timing of one training step: baseline, original AT and our AT, at a given tap.
 
-Why: the cost of AT depends on the depth of the tap (the orthogonal network runs up to
-it) and on the Gram size (B*C)^2; this measures it with the real step code of ``train``.
+Why: the cost of AT depends on the depth of the tap (the original runs the orthogonal
+network up to it on every batch) and on the Gram's shape ((B*C)^2 rows x H*W). Three
+variants, built on the real step code of ``train`` (``_Stepper``):
+
+- ``baseline``: CE only;
+- ``original``: a second forward of ``features[:k]`` through the orthogonal network on
+  every batch, and the direct (B*C) x (B*C) Gram;
+- ``ours``: orthogonal activations gathered by item index from an ``OrthCache`` built once
+  (outside the timing, as once per training run), and the cheaper Gram form (``auto``).
+
+Each step draws its batch by index from a small item set, as a loader would.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Iterable
 
 import torch
 
 from xferlab.at.config import ATConfig
+from xferlab.at.taps import OrthCache
 from xferlab.at.train import _Stepper
 from xferlab.at.vgg import build_vgg, default_device
 
+VARIANTS = ("baseline", "original", "ours")
 
-def bench_step(model: str = "vgg16_w8", layer: int | None = None, batch: int = 8,
-               frames: int = 126, bins: int = 129, steps: int = 20, warmup: int = 3,
-               n_classes: int = 10, device: str | None = None, seed: int = 0) -> float:
-    """Median seconds of one optimiser step (forward, AT term, backward, Adam).
 
-    ``layer`` None is the baseline; otherwise AT with the paper's defaults at conv ``layer``.
-    """
-    dev = torch.device(device) if device else default_device()
-    net = build_vgg(model, n_classes, seed=seed).to(dev)
-    cfg = ATConfig(layer=layer) if layer is not None else None
-    orth = build_vgg(model, n_classes, seed=seed + 1).to(dev).eval().requires_grad_(False) if cfg else None
-    step = _Stepper(net, orth, cfg, seed)
-    opt = torch.optim.Adam(net.parameters(), lr=5e-5)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, frames, bins, generator=gen).to(dev)  # (B, T, F)
-    y = torch.randint(0, n_classes, (batch,), generator=gen).to(dev)
-    times = []
-    net.train()
-    try:
+class StepBench:
+    """One prepared variant (model, optimiser, stepper, items); ``time(steps)`` runs steps."""
+
+    def __init__(self, variant: str, layer: int | None, width: str | float = "vgg16_w8",
+                 batch: int = 8, frames: int = 126, bins: int = 129, n_classes: int = 10,
+                 device: str | torch.device | None = None, seed: int = 0, batches: int = 4) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
+        self.dev = torch.device(device) if device else default_device()
+        self.net = build_vgg(width, n_classes, seed=seed).to(self.dev)
+        cfg = ATConfig(layer=layer) if variant != "baseline" and layer is not None else None
+        orth = build_vgg(width, n_classes, seed=seed + 1).to(self.dev).eval().requires_grad_(False) if cfg else None
+        self.step = _Stepper(self.net, orth, cfg, seed, "direct" if variant == "original" else "auto")
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=5e-5)
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(batch * batches, frames, bins, generator=gen).to(self.dev)  # (items, T, F)
+        self.y = torch.randint(0, n_classes, (batch * batches,), generator=gen).to(self.dev)
+        self.cache = None
+        if variant == "ours" and cfg is not None:
+            self.cache = OrthCache.build(orth, torch.utils.data.TensorDataset(self.x, self.y), cfg.end, self.dev)
+        self.batch, self.i = batch, 0
+
+    def _one(self) -> None:
+        """One optimiser step on the next batch of items (forward, AT term, backward, Adam)."""
+        n = len(self.y)
+        idx = torch.arange(self.i, self.i + self.batch) % n  # (B,) item indices
+        self.i = (self.i + self.batch) % n
+        x, y = self.x[idx.to(self.dev)], self.y[idx.to(self.dev)]
+        a_orth = self.cache.gather(idx) if self.cache is not None else None
+        _, ce_sum, term = self.step(x, y, a_orth)
+        self.opt.zero_grad(set_to_none=True)
+        (ce_sum / len(y) + term).backward()
+        self.opt.step()
+
+    def time(self, steps: int, warmup: int = 1) -> float:
+        """Median seconds per step over ``steps`` steps after ``warmup`` untimed ones."""
+        self.net.train()
+        times = []
         for i in range(warmup + steps):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            self._sync()
             t0 = time.perf_counter()
-            _, ce_sum, term = step(x, y)
-            opt.zero_grad(set_to_none=True)
-            (ce_sum / batch + term).backward()
-            opt.step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            self._one()
+            self._sync()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    def _sync(self) -> None:
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+
+    def close(self) -> None:
+        self.step.close()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def bench_step(width: str | float = "vgg16_w8", layer: int | None = None, batch: int = 8,
+               steps: int = 20, warmup: int = 3, variant: str = "ours", **kwargs: object) -> float:
+    """Median seconds of one step of ``variant`` (``layer`` None: the baseline)."""
+    bench = StepBench(variant if layer is not None else "baseline", layer, width, batch, **kwargs)  # type: ignore[arg-type]
+    try:
+        return bench.time(steps, warmup)
     finally:
-        step.close()
-    return sorted(times)[len(times) // 2]
+        bench.close()
 
 
-def step_cost_ratios(layers: Iterable[int] = (2, 12), **kwargs: object) -> dict[str, float]:
-    """Seconds per baseline step and AT/baseline ratios per conv layer."""
-    base = bench_step(layer=None, **kwargs)  # type: ignore[arg-type]
-    out = {"baseline_s": base}
-    for layer in layers:
-        t = bench_step(layer=layer, **kwargs)  # type: ignore[arg-type]
-        out[f"at_conv{layer}_s"] = t
-        out[f"ratio_conv{layer}"] = t / base
+def compare(layers: Iterable[int] = (2, 7, 12, 13), rounds: int = 5, steps: int = 10,
+            warmup: int = 1, **kwargs: object) -> dict[str, dict[int, list[float]]]:
+    """Interleaved rounds: in each round and tap, baseline, original and ours are timed back
+    to back (order rotated per round), so a busy machine slows all three alike.
+
+    Returns {"baseline_s": {tap: [s per round]}, "original": {tap: [ratio per round]},
+    "ours": {tap: [ratio per round]}}.
+    """
+    layers = list(layers)
+    benches = {(v, t): StepBench(v, t, **kwargs) for t in layers for v in VARIANTS}  # type: ignore[arg-type]
+    out: dict[str, dict[int, list[float]]] = {"baseline_s": {}, "original": {}, "ours": {}}
+    try:
+        for b in benches.values():
+            b.time(1, warmup=2)  # allocator and kernel warm-up, untimed
+        for r in range(rounds):
+            for t in layers:
+                order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+                secs = {v: benches[(v, t)].time(steps, warmup) for v in order}
+                out["baseline_s"].setdefault(t, []).append(secs["baseline"])
+                for v in ("original", "ours"):
+                    out[v].setdefault(t, []).append(secs[v] / secs["baseline"])
+    finally:
+        for b in benches.values():
+            b.close()
     return out
-
-
-if __name__ == "__main__":
-    print(step_cost_ratios())

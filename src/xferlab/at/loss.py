@@ -27,10 +27,20 @@ Distances (spec key ``at.distance``):
   over rows, squared: beta * (mean |cos|)^2. Beta is applied once (the newer original
   module multiplied by beta twice; we do not copy that).
 - ``mse_sigmoid``: -beta * sigmoid(MSE(A', P')), which rewards pushing features apart.
+
+Gram without the Gram matrix (``gram_form``): with F, P of shape (N, D) (N = B*C rows in
+batch mode, C per sample; D = H*W), the row cosines need only
+sum_j (f_i.f_j)(p_i.p_j) = f_i^T (F^T P) p_i and |row i of F F^T|^2 = f_i^T (F^T F) f_i,
+and the summed squared Gram difference is ||F^T F||^2 - 2 ||F^T P||^2 + ||P^T P||^2 (all
+D x D). Deep taps have few positions and many channels (D << N), where this costs
+O(N D^2) instead of O(N^2 D); ``auto`` picks the cheaper form from the shapes. The value
+and its gradient equal the direct form's up to float rounding (tests/unit/test_at_gram.py).
+The direct form's Gram has a symmetric backward, (dG + dG^T) F: one matmul, not autograd's
+two, since the AT step's extra cost at shallow taps is mostly these matmuls.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +50,7 @@ from xferlab.errors import UserError
 AGGREGATIONS = ("gram", "none", "mean", "sum", "max", "product", "pairwise", "stochastic_pairwise")
 DISTANCES = ("cos_squared", "mse_sigmoid")
 GRAM_MODES = ("batch", "sample")
+GRAM_FORMS = ("auto", "direct", "factored")
 COS_EPS = 1e-8
 
 
@@ -52,16 +63,55 @@ class Rows(NamedTuple):
     paired: bool
 
 
-def gram(a: torch.Tensor, mode: str = "batch") -> torch.Tensor:
-    """Gram matrix of (B, C, H, W): (B*C, B*C) for ``batch``, (B, C, C) for ``sample``."""
+def _self_gram(f: torch.Tensor) -> torch.Tensor:
+    """f f^T for f (G, N, D) -> (G, N, N). From N = 64 rows only the upper blocks of a 2 x 2
+    split are multiplied (3/4 of the work) and mirrored: shallow taps have N^2 D large."""
+    n = f.shape[1]
+    if n < 64:
+        return torch.matmul(f, f.transpose(-1, -2))
+    top, bottom = f[:, : n // 2], f[:, n // 2:]  # (G, N/2, D) each
+    g11 = torch.matmul(top, top.transpose(-1, -2))
+    g12 = torch.matmul(top, bottom.transpose(-1, -2))
+    g22 = torch.matmul(bottom, bottom.transpose(-1, -2))
+    return torch.cat([torch.cat([g11, g12], 2), torch.cat([g12.transpose(1, 2), g22], 2)], 1)
+
+
+class _SymGram(torch.autograd.Function):
+    """G = F F^T * scale for F (G, N, D) -> (G, N, N), with the symmetric backward
+    dF = (dG + dG^T) F * scale: one matmul where autograd's ``f @ f.T`` spends two."""
+
+    @staticmethod
+    def forward(ctx: Any, f: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        ctx.scale = scale
+        return _self_gram(f) * scale  # (G, N, N)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (f,) = ctx.saved_tensors
+        sym = (grad + grad.transpose(-1, -2)) * ctx.scale  # (G, N, N): scale the small side
+        return torch.matmul(sym, f), None  # (G, N, D)
+
+
+def gram_rows(a: torch.Tensor, mode: str = "batch") -> tuple[torch.Tensor, int]:
+    """(B, C, H, W) -> (F of shape (G, N, D), Gram normalisation s): G = 1, N = B*C for
+    ``batch``; G = B, N = C for ``sample``; D = H*W."""
     b, c, h, w = a.shape
     if mode == "batch":
-        f = a.reshape(b * c, h * w)  # (B*C, HW)
-        return f @ f.t() / (b * c * h * w)
+        return a.reshape(1, b * c, h * w), b * c * h * w
     if mode == "sample":
-        f = a.reshape(b, c, h * w)  # (B, C, HW)
-        return f @ f.transpose(1, 2) / (c * h * w)
+        return a.reshape(b, c, h * w), c * h * w
     raise UserError(f"unknown at.gram {mode!r}: use one of {', '.join(GRAM_MODES)}")
+
+
+def gram(a: torch.Tensor, mode: str = "batch") -> torch.Tensor:
+    """Gram matrix of (B, C, H, W): (B*C, B*C) for ``batch``, (B, C, C) for ``sample``."""
+    f, s = gram_rows(a, mode)  # (G, N, D)
+    if f.requires_grad:
+        g = _SymGram.apply(f, 1.0 / s)
+    else:
+        g = _self_gram(f) / s
+    return g[0] if mode == "batch" else g  # (B*C, B*C) | (B, C, C)
 
 
 def _channel_window(c: int, window: int, generator: torch.Generator | None) -> slice:
@@ -116,10 +166,62 @@ def mse_sigmoid(rows: Rows) -> torch.Tensor:
     return -torch.sigmoid(mse)
 
 
+def factored_gram_cos_squared(a: torch.Tensor, p: torch.Tensor, mode: str = "batch") -> torch.Tensor:
+    """``cos_squared`` of the two Grams' rows from D x D products only (no N x N Gram).
+
+    The eps floor of F.normalize, max(|G[i]|, eps) with |G[i]| = sqrt(q_i) / s, becomes
+    sqrt(max(q_i, (eps s)^2)) / s, so value and gradient (zero where clamped) match.
+    """
+    f, s = gram_rows(a, mode)  # (G, N, D)
+    q, _ = gram_rows(p, mode)  # (G, N, D)
+    ft = f.transpose(1, 2)  # (G, D, D) products below
+    d = f.shape[-1]
+    fm = torch.matmul(f, torch.cat([torch.matmul(ft, q), torch.matmul(ft, f)], dim=2))  # (G, N, 2D)
+    cross = (fm[..., :d] * q).sum(-1)  # (G, N): s^2 * G_A[i].G_P[i]
+    na2 = (fm[..., d:] * f).sum(-1)  # s^2 * |G_A[i]|^2
+    np2 = (torch.matmul(q, torch.matmul(q.transpose(1, 2), q)) * q).sum(-1)  # s^2 * |G_P[i]|^2
+    floor = float(COS_EPS * s) ** 2
+    cos = cross / (na2.clamp_min(floor).sqrt() * np2.clamp_min(floor).sqrt())
+    return cos.abs().mean().pow(2)
+
+
+def factored_gram_mse_sigmoid(a: torch.Tensor, p: torch.Tensor, mode: str = "batch") -> torch.Tensor:
+    """``mse_sigmoid`` of the two Grams from D x D products: sum (G_A - G_P)^2 =
+    (||F^T F||^2 - 2 ||F^T P||^2 + ||P^T P||^2) / s^2, averaged over the G*N*N entries."""
+    f, s = gram_rows(a, mode)  # (G, N, D)
+    q, _ = gram_rows(p, mode)
+    ft = f.transpose(1, 2)
+    sq = (torch.matmul(ft, f) / s).pow(2).sum() - 2 * (torch.matmul(ft, q) / s).pow(2).sum() \
+        + (torch.matmul(q.transpose(1, 2), q) / s).pow(2).sum()
+    return -torch.sigmoid(sq / (f.shape[0] * f.shape[1] ** 2))
+
+
+def use_factored(shape: torch.Size | tuple[int, ...], mode: str, distance: str, form: str = "auto") -> bool:
+    """Whether the D x D form is cheaper for activations of ``shape`` (B, C, H, W).
+
+    Multiply-adds, forward + backward: direct ~3 N^2 D (two Grams, one symmetric
+    backward); factored ~12 N D^2 for cos_squared (three D x D products, three
+    quadratic forms, their backward), ~5 N D^2 for mse_sigmoid.
+    """
+    if form not in GRAM_FORMS:
+        raise UserError(f"unknown gram form {form!r}: use one of {', '.join(GRAM_FORMS)}")
+    if form != "auto":
+        return form == "factored"
+    b, c, h, w = shape
+    n, d = (b * c if mode == "batch" else c), h * w
+    per_row = 12 if distance == "cos_squared" else 5
+    return per_row * d < 3 * n
+
+
 def at_loss(a_target: torch.Tensor, a_orth: torch.Tensor, aggregation: str = "gram",
             distance: str = "cos_squared", beta: float = 1.0, gram_mode: str = "batch",
-            generator: torch.Generator | None = None, window: int = 16) -> torch.Tensor:
-    """The AT term: beta * distance(aggregate(A), aggregate(P)); a scalar tensor."""
+            generator: torch.Generator | None = None, window: int = 16,
+            gram_form: str = "auto") -> torch.Tensor:
+    """The AT term: beta * distance(aggregate(A), aggregate(P)); a scalar tensor.
+
+    ``gram_form`` (Gram aggregation only): ``auto`` picks the cheaper of ``direct`` (the
+    N x N Grams) and ``factored`` (D x D products); both give the same value.
+    """
     if a_target.shape != a_orth.shape:
         raise UserError(f"AT activations differ in shape {tuple(a_target.shape)} vs "
                         f"{tuple(a_orth.shape)}: use an orthogonal model of the same width")
@@ -127,6 +229,11 @@ def at_loss(a_target: torch.Tensor, a_orth: torch.Tensor, aggregation: str = "gr
         raise UserError(f"AT expects (B, C, H, W) activations, got shape {tuple(a_target.shape)}")
     if distance not in DISTANCES:
         raise UserError(f"unknown at.distance {distance!r}: use one of {', '.join(DISTANCES)}")
-    rows = aggregate(a_target, a_orth.to(a_target.dtype), aggregation, gram_mode, generator, window)
+    a_orth = a_orth.to(a_target.dtype)
+    if aggregation == "gram" and gram_mode in GRAM_MODES \
+            and use_factored(a_target.shape, gram_mode, distance, gram_form):
+        fn = factored_gram_cos_squared if distance == "cos_squared" else factored_gram_mse_sigmoid
+        return beta * fn(a_target, a_orth, gram_mode)
+    rows = aggregate(a_target, a_orth, aggregation, gram_mode, generator, window)
     dist = cos_squared(rows) if distance == "cos_squared" else mse_sigmoid(rows)
     return beta * dist

@@ -14,13 +14,23 @@ Why a hook: the trained network's activation must come from the SAME forward pas
 produces the logits (a second forward would double the cost and, with dropout or any
 stochastic layer, give a different graph). The orthogonal network runs only up to the
 tap, under ``torch.no_grad()``; it never trains.
+
+Why a cache (``OrthCache``): the orthogonal network is frozen and its ``features`` hold no
+dropout, so its tapped activation of an item is the same at every epoch. Computing it once
+per item (not once per item per epoch) removes the second forward from every training step;
+batches gather the cached activations by item index, which is exact.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset, TensorDataset
 
 from xferlab.at.vgg import CONV_INDICES
 from xferlab.errors import UserError
@@ -102,3 +112,90 @@ def orth_activation(orth: nn.Module, x: torch.Tensor, end: int) -> torch.Tensor:
     """The frozen orthogonal network's activation at the tap, without a graph."""
     with torch.no_grad():
         return features_up_to(orth, x, end)
+
+
+DEFAULT_CACHE_BYTES = 1 << 30  # in memory up to 1 GiB per split, else a memmap on disk
+
+
+def dataset_inputs(dataset: Dataset, start: int, stop: int) -> torch.Tensor:
+    """Inputs x of items start..stop-1 stacked: (n, T, F) or (n, 1, T, F); items are (x, y, ...)."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0][start:stop]
+    return torch.stack([torch.as_tensor(dataset[i][0]) for i in range(start, stop)])
+
+
+class OrthCache:
+    """Tapped orthogonal activations of every item of one split, gathered by item index.
+
+    The store is a tensor on the compute device when the split fits under the byte budget,
+    else a numpy memmap in a fresh directory (under ``cache_dir`` if given, else the system
+    temp dir) that ``close()`` deletes. Build it with ``OrthCache.build``.
+    """
+
+    def __init__(self, store: torch.Tensor | np.memmap, device: torch.device,
+                 tmpdir: str | None = None) -> None:
+        self.store, self.device, self.tmpdir = store, device, tmpdir
+
+    @property
+    def in_memory(self) -> bool:
+        return torch.is_tensor(self.store)
+
+    def __len__(self) -> int:
+        return int(self.store.shape[0])
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """Item indices (B,) -> their activations (B, C, H, W) on the compute device."""
+        if self.in_memory:
+            return self.store.index_select(0, idx.to(self.store.device))
+        rows = np.asarray(self.store[idx.cpu().numpy()])  # fancy indexing copies the rows
+        return torch.from_numpy(rows).to(self.device)
+
+    @classmethod
+    def build(cls, orth: nn.Module, dataset: Dataset, end: int, device: torch.device,
+              max_bytes: int = DEFAULT_CACHE_BYTES, cache_dir: str | None = None,
+              chunk: int = 32) -> "OrthCache":
+        """Run ``orth.features[:end]`` once over ``dataset`` in chunks of ``chunk`` items."""
+        n = len(dataset)
+        if n == 0:
+            raise UserError("cannot cache the orthogonal activations of an empty split")
+        first = orth_activation(orth, dataset_inputs(dataset, 0, min(chunk, n)).to(device), end)
+        shape, nbytes = (n, *first.shape[1:]), n * first[0].numel() * first.element_size()
+        cache = cls._allocate(shape, first.dtype, device, nbytes <= max_bytes, cache_dir)
+        cache._write(0, first)
+        for start in range(len(first), n, chunk):
+            x = dataset_inputs(dataset, start, min(start + chunk, n)).to(device)
+            cache._write(start, orth_activation(orth, x, end))
+        if not cache.in_memory:
+            cache.store.flush()
+        return cache
+
+    @classmethod
+    def _allocate(cls, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+                  in_memory: bool, cache_dir: str | None) -> "OrthCache":
+        if in_memory:
+            return cls(torch.empty(shape, dtype=dtype, device=device), device)
+        if cache_dir is not None:
+            os.makedirs(cache_dir, exist_ok=True)
+        tmpdir = tempfile.mkdtemp(prefix="xferlab_orth_", dir=cache_dir)
+        np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        store = np.memmap(os.path.join(tmpdir, "orth.f"), dtype=np_dtype, mode="w+", shape=shape)
+        return cls(store, device, tmpdir)
+
+    def _write(self, start: int, act: torch.Tensor) -> None:
+        if self.in_memory:
+            self.store[start:start + len(act)] = act
+        else:
+            self.store[start:start + len(act)] = act.cpu().numpy()
+
+    def close(self) -> None:
+        """Free the store; delete the memmap's directory (idempotent)."""
+        self.store = torch.empty(0)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    def __enter__(self) -> "OrthCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

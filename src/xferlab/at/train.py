@@ -8,12 +8,21 @@ What it fixes relative to the original (see ANTITRANSFER.md, "Defects"):
 - the final validation loss is that of the best checkpoint only;
 - seeds per repetition (global torch seed + a seeded DataLoader generator + a seeded
   generator for the stochastic aggregation): different seeds differ, a seed reproduces.
+- the kept epoch is the one with the lowest FINITE validation loss (a NaN epoch can
+  never be "best"); no finite epoch at all raises ``Diverged``, so no record claims a
+  result that does not exist.
 As in the original, the validation loss used for model selection includes the AT term;
 both parts are recorded. Epochs are numbered from 1; ``on_epoch(epoch, metrics)`` may
 raise ``TrialPruned``, which propagates.
+
+The orthogonal network's activations of the train and validation items are computed once
+and cached (``taps.OrthCache``; ``orth_cache=False`` restores a second forward per batch):
+its features are deterministic, so the trajectory is the same, at a baseline's cost.
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -27,9 +36,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from xferlab.at.config import ATConfig
 from xferlab.at.loss import at_loss
-from xferlab.at.taps import ActivationTap, orth_activation
+from xferlab.at.taps import DEFAULT_CACHE_BYTES, ActivationTap, OrthCache, orth_activation
 from xferlab.at.vgg import default_device
-from xferlab.errors import UserError
+from xferlab.errors import Diverged, UserError
 
 Split = tuple[Any, Any] | Dataset | DataLoader
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -56,35 +65,62 @@ def make_loader(data: Split, batch_size: int, shuffle: bool, seed: int = 0) -> D
     """
     if isinstance(data, DataLoader):
         return data
-    if isinstance(data, tuple):
-        x = torch.as_tensor(np.asarray(data[0]) if not torch.is_tensor(data[0]) else data[0]).float()
-        y = torch.as_tensor(np.asarray(data[1]) if not torch.is_tensor(data[1]) else data[1]).long()
-        if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-            raise UserError(f"split has {x.shape[0]} inputs and {y.shape[0]} labels: both must match and be > 0")
-        data = TensorDataset(x, y)
     gen = torch.Generator().manual_seed(int(seed))
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen)
+    return DataLoader(as_dataset(data), batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+
+def as_dataset(data: tuple[Any, Any] | Dataset) -> Dataset:
+    """(X, y) arrays -> a TensorDataset (float inputs, long labels); a Dataset as is."""
+    if not isinstance(data, tuple):
+        return data
+    x = torch.as_tensor(np.asarray(data[0]) if not torch.is_tensor(data[0]) else data[0]).float()
+    y = torch.as_tensor(np.asarray(data[1]) if not torch.is_tensor(data[1]) else data[1]).long()
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise UserError(f"split has {x.shape[0]} inputs and {y.shape[0]} labels: both must match and be > 0")
+    return TensorDataset(x, y)
+
+
+class Indexed(Dataset):
+    """Items (x, y) -> (x, y, item index): what a batch needs to gather cached activations.
+    The sampler only sees the length, so a seeded shuffle gives the same order as unwrapped."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, int]:
+        item = self.base[i]
+        return item[0], item[1], i
 
 
 class _Stepper:
-    """Computes CE + AT for a batch; the target activation comes from a forward hook."""
+    """Computes CE + AT for a batch; the target activation comes from a forward hook.
+
+    ``gram_form`` is passed to ``at_loss`` (``auto``: the cheaper Gram form; the bench
+    forces ``direct`` to time the original approach).
+    """
 
     def __init__(self, model: nn.Module, orth: nn.Module | None, cfg: ATConfig | None,
-                 seed: int) -> None:
-        self.model, self.orth, self.cfg = model, orth, cfg
+                 seed: int, gram_form: str = "auto") -> None:
+        self.model, self.orth, self.cfg, self.gram_form = model, orth, cfg, gram_form
         self.tap = ActivationTap(model, cfg.end) if cfg is not None else None
         self.gen = torch.Generator().manual_seed(int(seed) + 1)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (logits (B, K), CE sum over the batch, AT term (scalar))."""
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, a_orth: torch.Tensor | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (logits (B, K), CE sum over the batch, AT term (scalar)); ``a_orth``
+        (B, C, H, W) is the cached orthogonal activation, else it is computed here."""
         logits = self.model(x)
         ce_sum = F.cross_entropy(logits, y, reduction="sum")
         if self.tap is None:
             return logits, ce_sum, logits.new_zeros(())
         cfg = self.cfg
         a_t = self.tap.pop()  # (B, C, H, W), with graph
-        a_p = orth_activation(self.orth, x, cfg.end)  # (B, C, H, W), no graph
-        term = at_loss(a_t, a_p, cfg.aggregation, cfg.distance, cfg.beta, cfg.gram, self.gen, cfg.window)
+        a_p = a_orth if a_orth is not None else orth_activation(self.orth, x, cfg.end)  # no graph
+        term = at_loss(a_t, a_p, cfg.aggregation, cfg.distance, cfg.beta, cfg.gram, self.gen, cfg.window,
+                       self.gram_form)
         return logits, ce_sum, term
 
     def close(self) -> None:
@@ -92,15 +128,24 @@ class _Stepper:
             self.tap.remove()
 
 
+def _unpack(batch: Any, cache: OrthCache | None, device: torch.device,
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A batch (x, y[, item index]) -> x, y on the device and the cached orthogonal
+    activation (B, C, H, W) when this split has a cache, else None."""
+    x, y = batch[0].to(device), batch[1].to(device)
+    a_orth = cache.gather(batch[2]) if cache is not None and len(batch) > 2 else None
+    return x, y, a_orth
+
+
 def _train_epoch(step: _Stepper, loader: DataLoader, opt: torch.optim.Optimizer,
-                 device: torch.device) -> dict[str, float]:
+                 device: torch.device, cache: OrthCache | None = None) -> dict[str, float]:
     """One pass in train mode; running (sample-weighted) loss and accuracy."""
     step.model.train()
     n = correct = 0
     ce_tot = at_tot = 0.0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits, ce_sum, term = step(x, y)
+    for batch in loader:
+        x, y, a_orth = _unpack(batch, cache, device)
+        logits, ce_sum, term = step(x, y, a_orth)
         loss = ce_sum / len(y) + term
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -114,16 +159,17 @@ def _train_epoch(step: _Stepper, loader: DataLoader, opt: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def evaluate(step: _Stepper, loader: DataLoader, device: torch.device) -> dict[str, Any]:
+def evaluate(step: _Stepper, loader: DataLoader, device: torch.device,
+             cache: OrthCache | None = None) -> dict[str, Any]:
     """Eval-mode pass over a WHOLE split: CE per sample, AT per batch weighted by its size,
     and the concatenated (y_true, y_pred) for sklearn."""
     step.model.eval()
     n = 0
     ce_tot = at_tot = 0.0
     ys, preds = [], []
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits, ce_sum, term = step(x, y)
+    for batch in loader:
+        x, y, a_orth = _unpack(batch, cache, device)
+        logits, ce_sum, term = step(x, y, a_orth)
         n += len(y)
         ce_tot += float(ce_sum.detach())
         at_tot += float(term.detach()) * len(y)
@@ -162,50 +208,69 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
              seed: int = 0, orth_model: nn.Module | None = None,
              at_cfg: ATConfig | Mapping[str, Any] | None = None,
              on_epoch: EpochCallback | None = None, checkpoint_path: str | None = None,
-             device: str | torch.device | None = None) -> ATResult:
+             device: str | torch.device | None = None, orth_cache: bool = True,
+             orth_cache_bytes: int = DEFAULT_CACHE_BYTES, orth_cache_dir: str | None = None) -> ATResult:
     """Train ``model`` (CE, plus the AT term when ``at_cfg`` is enabled) with Adam, no weight
     decay, early stopping on the validation loss (CE + AT) and the best checkpoint reloaded.
 
     ``patience`` None or <= 0 disables early stopping. Without ``checkpoint_path`` the best
-    state dict goes to a temporary file that is deleted afterwards.
+    state dict goes to a temporary file that is deleted afterwards. ``orth_cache``: compute
+    the orthogonal activations of the train/val items once (in memory up to
+    ``orth_cache_bytes`` per split, else a memmap under ``orth_cache_dir`` or the system temp
+    dir, deleted afterwards); splits given as a DataLoader are not cached. Raises
+    ``Diverged`` when no epoch has a finite validation loss.
     """
     cfg = ATConfig.from_mapping(at_cfg)
     dev = torch.device(device) if device is not None else default_device()
     torch.manual_seed(int(seed))
     orth = _prepare(model, orth_model, cfg, dev)
-    loaders = {"train": make_loader(train, batch_size, True, seed),
-               "val": make_loader(val, batch_size, False)}
-    if test is not None:
-        loaders["test"] = make_loader(test, batch_size, False)
+    splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=0.0)
     step = _Stepper(model, orth, cfg, seed)
-    with tempfile.TemporaryDirectory(prefix="xferlab_at_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="xferlab_at_") as tmp, contextlib.ExitStack() as stack:
+        stack.callback(step.close)
+        caches: dict[str, OrthCache] = {}
+        if cfg is not None and orth_cache:
+            caches = _orth_caches(orth, cfg, splits, dev, orth_cache_bytes, orth_cache_dir, stack)
+        loaders = {name: make_loader(Indexed(as_dataset(data)) if name in caches else data,
+                                     batch_size, name == "train", seed if name == "train" else 0)
+                   for name, data in splits.items()}
         ckpt = checkpoint_path or os.path.join(tmp, "best.pt")
-        try:
-            history, best_epoch, stopped = _fit(step, loaders, opt, dev, epochs, patience, on_epoch, ckpt)
-            model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
-            metrics, preds = {"best_epoch": float(best_epoch)}, {}
-            for name, loader in loaders.items():
-                ev = evaluate(step, make_loader(loader.dataset, batch_size, False), dev)
-                metrics.update(split_metrics(name, ev))
-                preds[name] = (ev["y_true"], ev["y_pred"])
-        finally:
-            step.close()
+        history, best_epoch, stopped = _fit(step, loaders, caches, opt, dev, epochs, patience, on_epoch, ckpt)
+        model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
+        metrics, preds = {"best_epoch": float(best_epoch)}, {}
+        for name, loader in loaders.items():
+            ev = evaluate(step, make_loader(loader.dataset, batch_size, False), dev, caches.get(name))
+            metrics.update(split_metrics(name, ev))
+            preds[name] = (ev["y_true"], ev["y_pred"])
     return ATResult(model, history, metrics, best_epoch, len(history), stopped, preds)
 
 
-def _fit(step: _Stepper, loaders: dict[str, DataLoader], opt: torch.optim.Optimizer,
-         dev: torch.device, epochs: int, patience: int | None, on_epoch: EpochCallback | None,
-         ckpt: str) -> tuple[list[dict[str, float]], int, bool]:
-    """The epoch loop: returns (history, best epoch, stopped early?)."""
+def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,
+                 max_bytes: int, cache_dir: str | None, stack: contextlib.ExitStack) -> dict[str, OrthCache]:
+    """Caches for the splits evaluated every epoch (train, val); the test split runs once,
+    so caching it saves nothing. DataLoader splits carry no item index: not cached."""
+    caches = {}
+    for name in ("train", "val"):
+        if not isinstance(splits[name], DataLoader):
+            cache = OrthCache.build(orth, as_dataset(splits[name]), cfg.end, dev, max_bytes, cache_dir)
+            caches[name] = stack.enter_context(cache)
+    return caches
+
+
+def _fit(step: _Stepper, loaders: dict[str, DataLoader], caches: Mapping[str, OrthCache],
+         opt: torch.optim.Optimizer, dev: torch.device, epochs: int, patience: int | None,
+         on_epoch: EpochCallback | None, ckpt: str) -> tuple[list[dict[str, float]], int, bool]:
+    """The epoch loop: returns (history, best epoch, stopped early?). The best epoch is the
+    one with the lowest finite validation loss; none finite -> ``Diverged``."""
     history: list[dict[str, float]] = []
-    best, best_epoch, waited = float("inf"), 0, 0
+    best, best_epoch, waited, stopped = math.inf, 0, 0, False
     for epoch in range(1, int(epochs) + 1):
-        row = _train_epoch(step, loaders["train"], opt, dev)
-        ev = evaluate(step, loaders["val"], dev)
+        row = _train_epoch(step, loaders["train"], opt, dev, caches.get("train"))
+        ev = evaluate(step, loaders["val"], dev, caches.get("val"))
         row.update(val_loss=ev["loss"], val_ce_loss=ev["ce_loss"], val_at_loss=ev["at_loss"],
                    val_accuracy=float((ev["y_true"] == ev["y_pred"]).mean()))
-        if ev["loss"] < best or best_epoch == 0:  # epoch 1 always saves a checkpoint
+        if math.isfinite(ev["loss"]) and ev["loss"] < best:
             best, best_epoch, waited = ev["loss"], epoch, 0
             torch.save(step.model.state_dict(), ckpt)
         else:
@@ -214,5 +279,8 @@ def _fit(step: _Stepper, loaders: dict[str, DataLoader], opt: torch.optim.Optimi
         if on_epoch is not None:
             on_epoch(epoch, dict(row))
         if patience is not None and patience > 0 and waited >= patience:
-            return history, best_epoch, True
-    return history, best_epoch, False
+            stopped = True
+            break
+    if best_epoch == 0:
+        raise Diverged(f"the validation loss ({len(history)} epochs)")
+    return history, best_epoch, stopped
