@@ -7,7 +7,9 @@ and figures (PNG), side by side with the published numbers.
   builders, runs DataFrame -> table DataFrame.
 - :mod:`frames`: aggregation over seeds, mismatch flags (config / code) per cell.
 - :mod:`figures`, :mod:`writers`, :mod:`at_xlsx`, :mod:`html`: outputs.
-- :mod:`build`: the item catalogue and the build; :mod:`cli`: ``xferlab report``.
+- :mod:`items`: the items, registered into ``xferlab.registry.TABLES`` in the page's order
+  (no heavy imports); :mod:`sections` and :mod:`context`: what items return and share;
+  :mod:`build`: the build; :mod:`cli`: ``xferlab report``.
 - :mod:`papers` reads ``reference/``: the papers' numbers (package data, sources in its
   README).
 """

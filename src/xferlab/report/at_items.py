@@ -12,10 +12,10 @@ import pandas as pd
 
 from xferlab.report import at_tables, figures, tuning
 from xferlab.report.at_xlsx import write_experiment_xlsx
-from xferlab.report.build import Context, FigureOut, Section, no_runs
+from xferlab.report.context import Context, emit, no_runs, titled
 from xferlab.report.frames import flag_notes
 from xferlab.report.query import Query, column, copy_artifact, metric_histories, png_artifacts
-from xferlab.report.v2s_items import emit
+from xferlab.report.sections import FigureOut, Section
 
 NOTES = ["accuracies in percent; mean ± sample std over repetitions (n = runs); train = best checkpoint's "
          "whole-split accuracy", "best layer chosen on validation accuracy; 'layers' = mean over layers of the "
@@ -46,9 +46,9 @@ def summary_frame(ctx: Context) -> pd.DataFrame:
     return ctx.memo("at_summary", make)
 
 
-def section(ctx: Context, key: str, heading: str, what: str) -> tuple[Section, pd.DataFrame, Query]:
+def section(ctx: Context, key: str, what: str) -> tuple[Section, pd.DataFrame, Query]:
     """A section over the prepared AT runs, saying "no runs for <what>" when there are none."""
-    sec = Section(key, heading)
+    sec = titled(key)
     runs, query = prepared(ctx)
     if runs.empty:
         sec.missing.append(no_runs(what, query))
@@ -56,8 +56,7 @@ def section(ctx: Context, key: str, heading: str, what: str) -> tuple[Section, p
 
 
 def summary_item(ctx: Context) -> Section:
-    sec, runs, query = section(ctx, "at_summary", "AT: baseline / weight-init / AT per task and split",
-                               "the AT summary")
+    sec, runs, query = section(ctx, "at_summary", "the AT summary")
     notes = NOTES + ["paper columns: the analogue paper row (paper_task); paper_at_test = AT with the orthogonal "
                      "model on the same dataset (GSC: single AT, first bar), paper_at_alt_test = bigger dataset "
                      "(GSC: second bar)"]
@@ -67,15 +66,14 @@ def summary_item(ctx: Context) -> Section:
 
 
 def layers_item(ctx: Context) -> Section:
-    sec, runs, query = section(ctx, "at_layers", "AT: accuracy per layer", "the AT per-layer table")
+    sec, runs, query = section(ctx, "at_layers", "the AT per-layer table")
     emit(ctx, sec, "at_layers", "AT: accuracy (%) per task, split, condition, model and layer; gain over baseline",
          at_tables.at_layers(runs), query, NOTES[:1], len(runs))
     return sec
 
 
 def spreadsheets_item(ctx: Context) -> Section:
-    sec, runs, _ = section(ctx, "at_spreadsheets", "AT: per-experiment spreadsheets",
-                           "the per-experiment spreadsheets")
+    sec, runs, _ = section(ctx, "at_spreadsheets", "the per-experiment spreadsheets")
     for spec, group in runs.groupby(column(runs, "tags.xferlab.spec").fillna("unknown")):
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(spec)).strip("_")
         path = write_experiment_xlsx(group, ctx.path("at_experiments", f"{safe}.xlsx"), f"experiment {spec}")
@@ -84,7 +82,7 @@ def spreadsheets_item(ctx: Context) -> Section:
 
 
 def boost_item(ctx: Context) -> Section:
-    sec = Section("at_boost", "AT: test accuracy boost per modality")
+    sec = titled("at_boost")
     runs, query = prepared(ctx)
     ours = at_tables.our_boost(summary_frame(ctx))
     if ours.empty:
@@ -96,7 +94,7 @@ def boost_item(ctx: Context) -> Section:
 
 
 def per_layer_item(ctx: Context) -> Section:
-    sec = Section("at_per_layer", "AT: per-layer improvement over the baseline")
+    sec = titled("at_per_layer")
     runs, query = prepared(ctx)
     layers = at_tables.at_layers(runs)
     has = layers[layers["condition"].isin(at_tables.AT_CONDITIONS) & layers["test_gain"].notna()]
@@ -113,7 +111,7 @@ def per_layer_item(ctx: Context) -> Section:
 
 
 def confound_item(ctx: Context) -> Section:
-    sec = Section("at_confound", "AT: accuracy against the shortcut strength")
+    sec = titled("at_confound")
     runs, query = prepared(ctx)
     table = summary_frame(ctx)
     swept = table.groupby(["task", "split", "ref_model"])["confound"].transform("nunique") > 1 if len(table) else []
@@ -128,7 +126,7 @@ def confound_item(ctx: Context) -> Section:
 
 
 def loss_item(ctx: Context) -> Section:
-    sec = Section("at_loss", "AT: loss through epochs")
+    sec = titled("at_loss")
     runs, query = prepared(ctx)
     at = runs[runs["condition"].isin(at_tables.AT_CONDITIONS)]
     if ctx.options.at_dataset:
@@ -150,9 +148,9 @@ def loss_item(ctx: Context) -> Section:
 
 
 def tuning_item(ctx: Context) -> Section:
-    sec = Section("tuning", "Tuning: Optuna studies")
+    sec = titled("tuning")
     query = Query((("xferlab.role", "study"),), (), None)
-    table = tuning.study_table(ctx.runs) if len(ctx.runs) else tuning.study_table(pd.DataFrame(columns=["run_id"]))
+    table = tuning.study_table(ctx.runs)
     if table.empty:
         sec.missing.append(no_runs("tuning", query))
     text = query.describe() + "; trials: tags.`xferlab.role` = 'trial' AND tags.`mlflow.parentRunId` = <study run>"

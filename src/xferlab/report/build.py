@@ -1,7 +1,8 @@
 """Build the report: fetch runs once, run the requested items, write every output.
 
-An item (a table, a figure or a set of files) is a function ``ctx -> Section``; items
-never query MLflow for runs themselves: they select from the frame fetched once
+An item (a table, a figure or a set of files) is a function ``ctx -> Section``, found
+in the tables registry (:mod:`xferlab.report.items` registers them, in the page's order);
+items never query MLflow for runs themselves: they select from the frame fetched once
 (:meth:`Context.select`) and ask only for the metric histories or artifacts of the few
 runs a figure needs. Missing data never raises: a section carries "no runs for ..."
 lines instead, printed on the console and shown on the page.
@@ -9,124 +10,43 @@ lines instead, printed on the console and shown on the page.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from xferlab.errors import UserError
-from xferlab.report.catalog import ALWAYS, ITEMS
-from xferlab.report.frames import consistency, drop_flagged
-from xferlab.report.query import Fetched, Query, column
-
-
-
-@dataclass
-class TableOut:
-    name: str
-    title: str
-    frame: pd.DataFrame
-    query: str
-    notes: list[str] = field(default_factory=list)
-    runs: int = 0
-    files: list[Path] = field(default_factory=list)
-
-
-@dataclass
-class FigureOut:
-    name: str
-    title: str
-    path: Path
-    notes: list[str] = field(default_factory=list)
-    query: str = ""
-    runs: int = 0
-
-
-@dataclass
-class Section:
-    name: str
-    title: str
-    tables: list[TableOut] = field(default_factory=list)
-    figures: list[FigureOut] = field(default_factory=list)
-    files: list[tuple[Path, str]] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Options:
-    roles: tuple[str, ...] = ("final",)
-    strict: bool = False
-    v2s_dataset: str | None = None
-    at_dataset: str | None = None
-    spec: str | None = None  # glob: only these specs' runs count for the V2S and AT tables
-
-
-class Context:
-    """What items share: the fetched runs, options, output folder, memo and flags."""
-
-    def __init__(self, fetched: Fetched, out: Path, options: Options) -> None:
-        self.fetched, self.runs, self.out, self.options = fetched, fetched.frame, out, options
-        self._memo: dict[str, Any] = {}
-        self.flags: dict[str, pd.DataFrame] = {}  # table -> flagged runs (with the cell's key columns)
-        self.selections: dict[str, pd.DataFrame] = {}  # table -> settings chosen on validation per cell
-
-    def query(self, tags: dict[str, str], experiment: str | None = None, any_role: bool = False) -> Query:
-        """Tag equalities + roles + FINISHED; ``any_role`` (models the tables link to, such as
-        source models) also ignores ``--spec``, which scopes the experiments' own runs."""
-        if any_role:
-            return Query(tuple(tags.items()), (), "FINISHED", experiment)
-        return Query(tuple(tags.items()), self.options.roles, "FINISHED", experiment, self.options.spec)
-
-    def select(self, query: Query) -> pd.DataFrame:
-        return query.apply(self.runs) if len(self.runs) else self.runs
-
-    def memo(self, key: str, make: Callable[[], Any]) -> Any:
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
-
-    def check(self, table: str, frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-        """Record runs that differ from their cell's majority; drop them under --strict."""
-        flags = consistency(frame, by)
-        if len(flags):
-            policy = "excluded (--strict)" if self.options.strict else "included, flagged"
-            self.flags[table] = flags.assign(table=table, policy=policy)
-        return drop_flagged(frame, flags) if self.options.strict else frame
-
-    def path(self, *parts: str) -> Path:
-        path = self.out.joinpath(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-def no_runs(what: str, query: Query | str) -> str:
-    text = query.describe() if isinstance(query, Query) else query
-    return f"no runs for {what} ({text})"
+from xferlab.registry import TABLES
+from xferlab.report.context import Context, Options, no_runs
+from xferlab.report.html import write_index
+from xferlab.report.items import ALWAYS, item_names
+from xferlab.report.query import Fetched, column, fetch_runs
+from xferlab.report.sections import Section, TableOut
+from xferlab.report.writers import write_table, write_workbook
 
 
 def select_items(names: Sequence[str]) -> list[str]:
-    """Item names matching the given names or globs (all when none); unknown ones are errors."""
+    """Item names matching the given names or globs (all when none), in the page's order;
+    unknown ones are errors."""
+    known = item_names()
     if not names or set(names) <= set(ALWAYS):
-        return list(ITEMS) if not names else []
+        return known if not names else []
     chosen: list[str] = []
     for pattern in names:
-        hits = [n for n in ITEMS if fnmatch.fnmatch(n, pattern)]
+        hits = [n for n in known if fnmatch.fnmatch(n, pattern)]
         if not hits and pattern in ALWAYS:
             continue  # always written
         if not hits:
-            raise UserError(f"unknown report item {pattern!r}: use one of {', '.join(ITEMS)} (globs allowed, "
+            raise UserError(f"unknown report item {pattern!r}: use one of {', '.join(known)} (globs allowed, "
                             "e.g. 'v2s_*'; `xferlab report --list` describes them)")
         chosen += [h for h in hits if h not in chosen]
-    return [n for n in ITEMS if n in chosen]
+    return [n for n in known if n in chosen]
 
 
 def flags_section(ctx: Context) -> Section:
-    from xferlab.report.writers import write_table
-
     sec = Section("flags", "Flagged runs: configuration or code differs from the cell's majority")
     cols = ["table", "cell", "run_id", "run_name", "kind", "detail", "policy"]
     frame = pd.concat([f[cols] for f in ctx.flags.values()], ignore_index=True) if ctx.flags else pd.DataFrame(
@@ -142,8 +62,6 @@ def flags_section(ctx: Context) -> Section:
 
 
 def inventory_section(ctx: Context) -> Section:
-    from xferlab.report.writers import write_table
-
     sec = Section("inventory", "What the store holds: runs per experiment, role and status")
     runs = ctx.runs
     if runs.empty:
@@ -159,11 +77,6 @@ def inventory_section(ctx: Context) -> Section:
     return sec
 
 
-def _item(name: str) -> Callable[[Context], Section]:
-    module, _, attr = ITEMS[name][1].partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 @dataclass
 class Report:
     sections: list[Section]
@@ -175,17 +88,16 @@ class Report:
 
 def build_report(names: Sequence[str], experiments: Sequence[str] | None, out: Path,
                  options: Options | None = None, fetched: Fetched | None = None) -> Report:
-    """Fetch (unless given), build the chosen items, write tables, report.xlsx, index.html."""
-    from xferlab.report.html import write_index
-    from xferlab.report.query import fetch_runs
-    from xferlab.report.writers import write_workbook
+    """Fetch (unless given), build the chosen items, write tables, report.xlsx, index.html.
 
+    Each item's function comes from the tables registry (a lazy target, imported here on
+    first use), so a newly registered item needs no change in this module."""
     start = time.perf_counter()
     chosen = select_items(names)
     fetched = fetched if fetched is not None else fetch_runs(experiments)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(fetched, out, options or Options())
-    sections = [_item(name)(ctx) for name in chosen]
+    sections = [TABLES.get(name)(ctx) for name in chosen]
     sections += [flags_section(ctx), inventory_section(ctx)]
     tables = [(t.name, t.title, t.query, t.frame) for s in sections for t in s.tables]
     workbook = write_workbook(out / "report.xlsx", tables)

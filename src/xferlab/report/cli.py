@@ -38,15 +38,22 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from xferlab.report.build import Options, build_report, select_items
-    from xferlab.report.catalog import ALWAYS, ITEMS
+def list_items() -> int:
+    """``xferlab report --list``: the items in the page's order, read from the tables registry."""
+    from xferlab.report.items import ALWAYS, item_names, title
 
+    for name in item_names():
+        print(f"{name:18s} {title(name)}")
+    print(f"({', '.join(ALWAYS)}: written by every report)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
     if args.list:
-        for name, (title, _) in ITEMS.items():
-            print(f"{name:18s} {title}")
-        print(f"({', '.join(ALWAYS)}: written by every report)")
-        return 0
+        return list_items()
+    from xferlab.report.build import build_report, select_items
+    from xferlab.report.context import Options
+
     select_items(args.names)  # unknown names fail before the store is touched
     options = Options(roles=tuple(args.roles or ("final",)), strict=args.strict,
                       v2s_dataset=args.v2s_dataset, at_dataset=args.at_dataset, spec=args.spec)

@@ -9,12 +9,9 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from xferlab.report.sections import FigureOut, Section, TableOut
 from xferlab.report.writers import display
-
-if TYPE_CHECKING:
-    from xferlab.report.build import Section
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1400px;
@@ -38,7 +35,7 @@ def _rel(path: Path, root: Path) -> str:
     return html.escape(os.path.relpath(path, root).replace(os.sep, "/"), quote=True)
 
 
-def _table_html(table: "object", root: Path) -> str:
+def _table_html(table: TableOut, root: Path) -> str:
     if table.frame.empty:
         body = '<p class="note">(empty: no rows)</p>'
     else:
@@ -51,7 +48,7 @@ def _table_html(table: "object", root: Path) -> str:
             f'<div class="scroll">{body}</div>')
 
 
-def _figure_html(fig: "object", root: Path) -> str:
+def _figure_html(fig: FigureOut, root: Path) -> str:
     notes = " ".join(html.escape(n) for n in fig.notes)
     query = f'<code class="q">{html.escape(fig.query)}</code>' if fig.query else ""
     runs = (" · " if notes else "") + f"{fig.runs} run(s)" if fig.query else ""  # none behind the paper's figures
@@ -60,7 +57,7 @@ def _figure_html(fig: "object", root: Path) -> str:
             f'alt="{html.escape(fig.title, quote=True)}"></a><figcaption>{notes}{runs}</figcaption></figure>')
 
 
-def _section_html(section: "Section", root: Path) -> str:
+def _section_html(section: Section, root: Path) -> str:
     parts = [f'<h2 id="sec-{html.escape(section.name)}">{html.escape(section.title)}</h2>']
     parts += [f'<p class="missing">{html.escape(line)}</p>' for line in section.missing]
     parts += [_table_html(t, root) for t in section.tables]
@@ -71,7 +68,7 @@ def _section_html(section: "Section", root: Path) -> str:
     return "\n".join(parts)
 
 
-def write_index(out: Path, sections: list["Section"], meta: dict[str, str]) -> Path:
+def write_index(out: Path, sections: list[Section], meta: dict[str, str]) -> Path:
     """Write ``out/index.html`` for the given sections."""
     nav = " ".join(f'<a href="#sec-{html.escape(s.name)}">{html.escape(s.title)}</a>' for s in sections)
     info = " · ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in meta.items())

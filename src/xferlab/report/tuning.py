@@ -86,7 +86,7 @@ def study_table(frame: pd.DataFrame) -> pd.DataFrame:
     parent_col = column(children, "tags.mlflow.parentRunId")
     uid_col = column(children, "tags.xferlab.study_uid")
     rows = []
-    for _, parent in parents.sort_values("start_time").iterrows():
+    for _, parent in parents.sort_values("start_time").iterrows() if len(parents) else ():
         uid = parent.get("tags.xferlab.study_uid")
         trials = children[(parent_col == parent["run_id"]) | (uid_col == uid if pd.notna(uid) else False)]
         name = first_of(parents.loc[[parent.name]], ("tags.xferlab.study", "params.study", "run_name")).iloc[0]

@@ -11,10 +11,10 @@ from typing import Sequence
 import pandas as pd
 
 from xferlab.report import papers, v2s_ablations, v2s_tables
-from xferlab.report.build import Context, FigureOut, Section, TableOut, no_runs
+from xferlab.report.context import Context, emit, no_runs, titled
 from xferlab.report.frames import flag_notes, select_on_validation
 from xferlab.report.query import Query, artifact_names, column, copy_artifact, metric_histories
-from xferlab.report.writers import write_table
+from xferlab.report.sections import FigureOut, Section
 
 CELL = ["dataset", "column"]
 NOTES = ["accuracies in percent; ours = mean ± sample std over seeds (n = runs); summary rows: n = datasets",
@@ -39,13 +39,6 @@ def prepared(ctx: Context, table: str, by: Sequence[str] = CELL) -> tuple[pd.Dat
         return ctx.check(table, frame, list(by))
 
     return ctx.memo(f"v2s_prepared:{table}", make), query
-
-
-def emit(ctx: Context, sec: Section, name: str, title: str, frame: pd.DataFrame, query: Query | str,
-         notes: list[str], runs: int) -> None:
-    text = query.describe() if isinstance(query, Query) else query
-    files = write_table(frame, ctx.out / "tables", name, title, text, notes)
-    sec.tables.append(TableOut(name, title, frame, text, notes, runs, files))
 
 
 def emit_selected(ctx: Context, sec: Section, table: str, title: str, frame: pd.DataFrame, query: Query,
@@ -81,7 +74,7 @@ def table2_frame(ctx: Context) -> pd.DataFrame:
 
 
 def table2_item(ctx: Context) -> Section:
-    sec = Section("v2s_table2", "V2S Table 2: test accuracy per UCR dataset")
+    sec = titled("v2s_table2")
     runs, query = prepared(ctx, "v2s_table2")
     table = table2_frame(ctx)
     if runs.empty:
@@ -106,7 +99,7 @@ def table2_item(ctx: Context) -> Section:
 
 
 def significance_item(ctx: Context) -> Section:
-    sec = Section("v2s_significance", "V2S: paired significance tests over datasets")
+    sec = titled("v2s_significance")
     runs, query = prepared(ctx, "v2s_table2")
     table = v2s_tables.significance(table2_frame(ctx))
     if runs.empty:
@@ -121,7 +114,7 @@ def significance_item(ctx: Context) -> Section:
 
 
 def table3_item(ctx: Context) -> Section:
-    sec = Section("v2s_table3", "V2S Table 3: source validation loss and SWD")
+    sec = titled("v2s_table3")
     runs, query = prepared(ctx, "v2s_table2")
     src, src_query = sources(ctx)
     if runs.empty:
@@ -138,7 +131,7 @@ def table3_item(ctx: Context) -> Section:
 
 
 def table4_item(ctx: Context) -> Section:
-    sec = Section("v2s_table4", "V2S Table 4: source architectures")
+    sec = titled("v2s_table4")
     runs, query = prepared(ctx, "v2s_table4", ["dataset", "arch"])
     if runs.empty:
         sec.missing.append(no_runs("V2S Table 4", query))
@@ -151,7 +144,7 @@ def table4_item(ctx: Context) -> Section:
 
 
 def mapping_item(ctx: Context) -> Section:
-    sec = Section("v2s_mapping", "V2S appendix D.2: label mapping comparison")
+    sec = titled("v2s_mapping")
     by = ["dataset", "params.model.mapping_kind", "params.model.mapping"]
     runs, query = prepared(ctx, "v2s_mapping", by)
     if runs.empty:
@@ -175,7 +168,7 @@ def figure_dataset(ctx: Context, runs: pd.DataFrame) -> str | None:
 
 
 def fig3_item(ctx: Context) -> Section:
-    sec = Section("v2s_fig3", "V2S Figure 3: accuracy, loss and SWD per epoch")
+    sec = titled("v2s_fig3")
     runs, query = prepared(ctx, "v2s_table2")
     dataset = figure_dataset(ctx, runs)
     chosen = runs[runs["dataset"] == dataset].sort_values("start_time").groupby("column").head(5)
@@ -198,8 +191,9 @@ def fig3_item(ctx: Context) -> Section:
     return sec
 
 
-def _artifact_item(ctx: Context, name: str, title: str, artifact: str) -> Section:
-    sec = Section(name, title)
+def _artifact_item(ctx: Context, name: str, artifact: str) -> Section:
+    sec = titled(name)
+    title = sec.title
     runs, query = prepared(ctx, "v2s_table2")
     dataset = figure_dataset(ctx, runs)
     cands = runs[(runs["dataset"] == dataset) & (runs["method"] == "v2s")]
@@ -217,8 +211,8 @@ def _artifact_item(ctx: Context, name: str, title: str, artifact: str) -> Sectio
 
 
 def fig4_item(ctx: Context) -> Section:
-    return _artifact_item(ctx, "v2s_fig4", "V2S Figure 4: class activation mapping", "fig4_cam.png")
+    return _artifact_item(ctx, "v2s_fig4", "fig4_cam.png")
 
 
 def fig5_item(ctx: Context) -> Section:
-    return _artifact_item(ctx, "v2s_fig5", "V2S Figure 5: t-SNE of logits", "fig5_tsne.png")
+    return _artifact_item(ctx, "v2s_fig5", "fig5_tsne.png")
