@@ -6,6 +6,7 @@ from torch import nn
 
 from xferlab.at import vgg
 from xferlab.at.taps import ActivationTap, features_up_to, orth_activation, tap_end
+from xferlab.catalog import MODELS
 from xferlab.errors import UserError
 
 
@@ -33,9 +34,11 @@ def test_registered_widths(name, first, hidden):
 
 def test_registry_factories_and_unknown_name():
     assert vgg.vgg16_tiny(n_classes=5, seed=0).classifier[-1].out_features == 5
-    assert vgg.width_of("vgg16_w8") == 0.125 and vgg.width_of("0.5") == 0.5
-    with pytest.raises(UserError):
+    assert MODELS.create("vgg16_w8", 3).width == 0.125 and vgg.build_vgg("0.5", 3).width == 0.5
+    with pytest.raises(UserError, match="did you mean 'vgg16'"):
         vgg.build_vgg("vgg19", 3)
+    with pytest.raises(UserError, match="not a VGG16"):
+        vgg.build_vgg("attrnn", 3)  # registered, but a Keras AM: refused without importing TF
 
 
 def test_seed_reproduces_and_differs():

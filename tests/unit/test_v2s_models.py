@@ -4,22 +4,23 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from xferlab.catalog import MODELS  # noqa: E402
 from xferlab.errors import UserError  # noqa: E402
-from xferlab.v2s.models import ARCHS, build_source_model, load_keras_model  # noqa: E402
+from xferlab.v2s.models import build_source_model, load_keras_model  # noqa: E402
 
-TINY = [a for a in ARCHS if a.endswith("_tiny")]
+TINY = [a for a in MODELS.names("*_tiny") if MODELS.meta(a).get("framework") == "keras"]
 
 
 @pytest.mark.parametrize("arch, low, high", [("attrnn", 0.18e6, 0.22e6),    # V2S_a ~0.2M
                                              ("attrnn_unet", 0.24e6, 0.36e6)])  # V2S_u ~0.3M
 def test_param_counts(arch, low, high):
-    n = build_source_model(arch, 36).count_params()
+    n = MODELS.create(arch, 36).count_params()
     assert low <= n <= high, n
 
 
 @pytest.mark.parametrize("arch", TINY)
 def test_tiny_round_trip_identical_predictions(arch, tmp_path):
-    am = build_source_model(arch, 5)
+    am = MODELS.create(arch, 5)
     for name in ("conv1", "conv2", "embedding", "logits", "output", "mel_norm"):
         am.get_layer(name)  # the naming contract analysis and TF_a rely on
     x = np.random.default_rng(0).standard_normal((3, 16000)).astype("float32") * 0.1
@@ -34,3 +35,7 @@ def test_tiny_round_trip_identical_predictions(arch, tmp_path):
 def test_unknown_arch_is_user_error():
     with pytest.raises(UserError, match="attrnn"):
         build_source_model("resnet99", 10)
+    with pytest.raises(UserError, match="not a V2S source"):
+        build_source_model("vgg16_tiny", 10)  # registered, but a PyTorch VGG
+    with pytest.raises(UserError, match="at least 2 classes"):
+        MODELS.create("attrnn_tiny", 1)

@@ -11,9 +11,13 @@ to torchvision's ``vgg16`` (``features.<i>``, ``classifier.<i>``) so that:
 
 Head: torchvision's ``AdaptiveAvgPool2d((7, 7))`` then Linear(C5*49, H), ReLU, Dropout,
 Linear(H, H), ReLU, Dropout, Linear(H, n_classes), with H = 4096 * width (C5 = 512 * width),
-i.e. the paper's head scaled with the width. Registered names (for the model registry):
-``vgg16`` (width 1, the paper), ``vgg16_w8`` (1/8), ``vgg16_w16`` (1/16) and
-``vgg16_tiny`` (1/32, for tests only).
+i.e. the paper's head scaled with the width.
+
+Names live in the model registry only (``xferlab.catalog``): ``vgg16`` builds any width
+(``MODELS.create("vgg16", n_classes, width=w, seed=s)``, ``w`` being the spec's float
+``model.width``), and ``vgg16_w8`` / ``vgg16_w16`` / ``vgg16_tiny`` are the fixed widths
+1/8, 1/16 and 1/32 (tiny: for tests only). Each width is written once, as the default of
+its factory below, so there is no name -> width table to keep in sync with the registry.
 """
 from __future__ import annotations
 
@@ -28,7 +32,6 @@ from xferlab.errors import UserError
 CFG_D: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
                           512, 512, 512, "M", 512, 512, 512, "M"]
 CONV_INDICES: list[int] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]  # into features
-WIDTHS: dict[str, float] = {"vgg16": 1.0, "vgg16_w8": 1 / 8, "vgg16_w16": 1 / 16, "vgg16_tiny": 1 / 32}
 
 
 def scaled(n: int, width: float) -> int:
@@ -87,24 +90,13 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def width_of(name_or_width: str | float) -> float:
-    """Resolve a registered name (``vgg16_w8``) or a number to a width multiplier."""
-    if isinstance(name_or_width, str):
-        if name_or_width in WIDTHS:
-            return WIDTHS[name_or_width]
-        try:
-            return float(name_or_width)
-        except ValueError:
-            raise UserError(f"unknown VGG variant {name_or_width!r}: use one of "
-                            f"{', '.join(WIDTHS)} or a width such as 0.125") from None
-    return float(name_or_width)
+def vgg16(n_classes: int = 2, width: float = 1.0, seed: int | None = None,
+          device: str | torch.device | None = None, **kwargs: Any) -> VGG16:
+    """Registered ``vgg16``: VGG16 at any ``width`` (1.0 = the paper).
 
-
-def build_vgg(name_or_width: str | float = "vgg16", n_classes: int = 2, seed: int | None = None,
-              device: str | torch.device | None = None, **kwargs: Any) -> VGG16:
-    """Build a VGG16 by registered name or width; ``seed`` makes the initial weights
-    reproducible without touching the global RNG state (repetitions differ by seed)."""
-    width = width_of(name_or_width)
+    ``seed`` makes the initial weights reproducible without touching the global RNG
+    state, so repetitions differ by seed only and a caller's own RNG stream is untouched.
+    """
     if seed is None:
         model = VGG16(n_classes, width, **kwargs)
     else:
@@ -114,15 +106,43 @@ def build_vgg(name_or_width: str | float = "vgg16", n_classes: int = 2, seed: in
     return model.to(device) if device is not None else model
 
 
-def _factory(name: str):
-    def make(n_classes: int = 2, seed: int | None = None, **kwargs: Any) -> VGG16:
-        return build_vgg(name, n_classes, seed=seed, **kwargs)
-    make.__name__ = name
-    make.__doc__ = f"Registered model {name!r}: VGG16 at width {WIDTHS[name]:g}."
-    return make
+def vgg16_w8(n_classes: int = 2, seed: int | None = None, **kwargs: Any) -> VGG16:
+    """Registered ``vgg16_w8``: width 1/8, trainable on a CPU."""
+    return vgg16(n_classes, 1 / 8, seed=seed, **kwargs)
 
 
-vgg16 = _factory("vgg16")
-vgg16_w8 = _factory("vgg16_w8")
-vgg16_w16 = _factory("vgg16_w16")
-vgg16_tiny = _factory("vgg16_tiny")
+def vgg16_w16(n_classes: int = 2, seed: int | None = None, **kwargs: Any) -> VGG16:
+    """Registered ``vgg16_w16``: width 1/16, the synthetic-corpus default."""
+    return vgg16(n_classes, 1 / 16, seed=seed, **kwargs)
+
+
+def vgg16_tiny(n_classes: int = 2, seed: int | None = None, **kwargs: Any) -> VGG16:
+    """Registered ``vgg16_tiny``: width 1/32, the family's tiny variant for tests."""
+    return vgg16(n_classes, 1 / 32, seed=seed, **kwargs)
+
+
+def build_vgg(name_or_width: str | float = "vgg16", n_classes: int = 2, seed: int | None = None,
+              device: str | torch.device | None = None, **kwargs: Any) -> VGG16:
+    """Compatibility shim over the model registry for callers written before it
+    (``jobs/at.py``, ``at/bench.py``): a registered VGG name, or a width (number or
+    numeric string) for ``vgg16``. New code calls ``MODELS.create`` directly."""
+    from xferlab.catalog import MODELS
+
+    name, extra = _vgg_entry(name_or_width)
+    if name not in MODELS:
+        raise UserError(MODELS.unknown_message(name))
+    if MODELS.meta(name).get("framework") != "torch":  # e.g. "attrnn": never import TF here
+        raise UserError(f"{name!r} is a registered model but not a VGG16 variant")
+    return MODELS.create(name, n_classes, seed=seed, device=device, **extra, **kwargs)
+
+
+def _vgg_entry(name_or_width: str | float) -> tuple[str, dict[str, float]]:
+    """(registered name, extra kwargs): numbers and numeric strings become vgg16 widths;
+    any other string is a name, left for the registry to resolve (or to reject with its
+    nearest-name hint)."""
+    if not isinstance(name_or_width, str):
+        return "vgg16", {"width": float(name_or_width)}
+    try:
+        return "vgg16", {"width": float(name_or_width)}
+    except ValueError:
+        return name_or_width, {}

@@ -6,6 +6,13 @@ gradient reaches theta through the STFT. Settings follow V2S.md: n_fft 1024, hop
 filterbank (kapre keeps it as a constant, not a weight). ``pad_end=True`` gives
 ceil(16000 / 128) = 125 frames, like the 'same' padding of the original kapre 0.1 layer.
 
+Reference (tests/unit/test_frontend_librosa.py): ``mel_db`` equals librosa's
+``power_to_db(melspectrogram(power=1, center=False), ref=REF, amin=AMIN, top_db=TOP_DB)``
+of the signal zero-padded at its end to (N_FRAMES - 1) * HOP + N_FFT samples, per example,
+to float32 round-off. Two things differ from librosa's defaults: no centring (librosa's
+``center=True`` pads both ends and shifts every frame by N_FFT / 2), and the decibels are
+10 log10 of a *magnitude* (kapre's convention, i.e. ``power_to_db`` not ``amplitude_to_db``).
+
 Per-utterance normalisation is essential for reprogramming (measured: without it V2S
 stays at chance on Coffee/GunPoint), because a tiny target series plus theta has a
 loudness far from the speech the AM saw; normalising each spectrogram to zero mean and
@@ -24,6 +31,9 @@ N_MELS = 80
 F_MIN = 40.0
 F_MAX = 8000.0
 N_FRAMES = -(-N_SAMPLES // HOP)  # 125, with pad_end=True
+REF = 1.0  # 0 dB; a mel magnitude, so 10 log10 (kapre's MagnitudeToDecibel)
+AMIN = 1e-5  # floor before the log: -50 dB
+TOP_DB = 80.0  # per-example dynamic range below that example's maximum
 
 
 @keras.saving.register_keras_serializable(package="xferlab")
@@ -62,7 +72,8 @@ def mel_frontend(wave, normalise: bool = True):
           "f_min": F_MIN, "f_max": F_MAX, "htk": False, "norm": "slaney"}
     x = ApplyFilterbank(type="mel", filterbank_kwargs=fb, data_format="channels_last",
                         name="mel")(x)  # (b, 125, 80, 1)
-    x = MagnitudeToDecibel(name="mel_db")(x)  # 10 log10(magnitude), 80 dB range
+    x = MagnitudeToDecibel(ref_value=REF, amin=AMIN, dynamic_range=TOP_DB,
+                           name="mel_db")(x)  # 10 log10(max(magnitude, AMIN) / REF), 80 dB range
     if normalise:
         x = PerUtteranceNorm(name="mel_norm")(x)
     return x  # (b, 125, 80, 1)

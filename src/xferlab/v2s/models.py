@@ -12,11 +12,10 @@ look them up by name:
 Architectures: ``attrnn`` (V2S_a, de Andrade et al. 2018, ~0.20M parameters with 36
 classes), ``attrnn_unet`` (V2S_u: the conv front is a small U-Net, ~0.25M), ``tcn`` (a
 dilated temporal conv net for the Table 4 ablation, ~0.12M) and ``*_tiny`` variants with
-a handful of units for tests.
+a handful of units for tests. The names live in the model registry only
+(``xferlab.catalog``): build one with ``MODELS.create(arch, n_classes)``.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import keras
 
@@ -95,9 +94,16 @@ def _classifier(x, n_classes: int):
     return layers.Softmax(name="output")(logits)  # (b, |Y_S|)
 
 
+def _check_classes(n_classes: int) -> None:
+    """A softmax over fewer than 2 source classes cannot be reprogrammed (or trained)."""
+    if n_classes < 2:
+        raise UserError(f"a source model needs at least 2 classes, got {n_classes}")
+
+
 def _attrnn(n_classes: int, name: str, conv: int = 10, lstm: int = 64, dense: int = 64,
             emb: int = 32, unet: tuple[int, int, int] | None = None) -> keras.Model:
     """AttRNN: mel -> conv front (plain or U-Net) -> 2 BiLSTM -> attention -> dense."""
+    _check_classes(n_classes)
     wave = keras.Input((N_SAMPLES,), name="waveform")  # (b, 16000)
     mel = mel_frontend(wave)  # (b, 125, 80, 1)
     x = _unet_front(mel, unet) if unet else _conv_front(mel, conv)  # (b, 125, F)
@@ -110,6 +116,7 @@ def _attrnn(n_classes: int, name: str, conv: int = 10, lstm: int = 64, dense: in
 def _tcn(n_classes: int, name: str, filters: int = 64, dilations=(1, 2, 4, 8),
          emb: int = 32) -> keras.Model:
     """Dilated residual 1-D conv net over mel frames (the TCN of the Table 4 ablation)."""
+    _check_classes(n_classes)
     wave = keras.Input((N_SAMPLES,), name="waveform")
     x = layers.Reshape((N_FRAMES, N_MELS), name="squeeze")(mel_frontend(wave))  # (b, 125, 80)
     x = layers.Conv1D(filters, 3, padding="same", activation="relu", name="conv1")(x)
@@ -132,6 +139,7 @@ def attrnn(n_classes: int = 36) -> keras.Model:
 
 
 def attrnn_tiny(n_classes: int = 36) -> keras.Model:
+    """Tiny AttRNN for tests: same layer names and graph, a handful of units."""
     return _attrnn(n_classes, "attrnn_tiny", conv=2, lstm=4, dense=8, emb=4)
 
 
@@ -141,6 +149,7 @@ def attrnn_unet(n_classes: int = 36) -> keras.Model:
 
 
 def attrnn_unet_tiny(n_classes: int = 36) -> keras.Model:
+    """Tiny V2S_u for tests."""
     return _attrnn(n_classes, "attrnn_unet_tiny", lstm=4, dense=8, emb=4, unet=(2, 4, 2))
 
 
@@ -150,23 +159,21 @@ def tcn(n_classes: int = 36) -> keras.Model:
 
 
 def tcn_tiny(n_classes: int = 36) -> keras.Model:
+    """Tiny TCN for tests."""
     return _tcn(n_classes, "tcn_tiny", filters=4, dilations=(1, 2), emb=4)
 
 
-ARCHS: dict[str, Callable[[int], keras.Model]] = {
-    "attrnn": attrnn, "attrnn_tiny": attrnn_tiny,
-    "attrnn_unet": attrnn_unet, "attrnn_unet_tiny": attrnn_unet_tiny,
-    "tcn": tcn, "tcn_tiny": tcn_tiny,
-}
-
-
 def build_source_model(arch: str, n_classes: int) -> keras.Model:
-    """A fresh, untrained source AM by architecture name."""
-    if arch not in ARCHS:
-        raise UserError(f"unknown source architecture {arch!r}: use one of {', '.join(ARCHS)}")
-    if n_classes < 2:
-        raise UserError(f"a source model needs at least 2 classes, got {n_classes}")
-    return ARCHS[arch](n_classes)
+    """Compatibility shim for callers written before the registry (``jobs/pretrain_v2s.py``):
+    ``MODELS.create(arch, n_classes)``, refusing registered names that are not Keras AMs
+    (a VGG16 name would otherwise import PyTorch into a TensorFlow run)."""
+    from xferlab.catalog import MODELS
+
+    if arch not in MODELS:
+        raise UserError(MODELS.unknown_message(arch))
+    if MODELS.meta(arch).get("framework") != "keras":
+        raise UserError(f"{arch!r} is a registered model but not a V2S source architecture")
+    return MODELS.create(arch, n_classes)
 
 
 def load_keras_model(path: str) -> keras.Model:
