@@ -103,11 +103,11 @@ def timed_on(instance: Any) -> float:
 
 
 def timed_off(instance: Any) -> float:
-    from xferlab.catalog import KINDS
+    from xferlab.kinds import get_kind
 
     run = NullRun(instance)
     start = time.monotonic()
-    KINDS.get(instance.kind)(instance, run)
+    get_kind(instance.kind).run_job(instance, run)
     elapsed = time.monotonic() - start
     run.close()
     return elapsed

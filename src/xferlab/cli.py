@@ -134,12 +134,14 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from xferlab import catalog, registry
+    from xferlab import catalog, registry  # noqa: F401  (catalog registers the models)
 
-    catalog.load()
     reg = {"datasets": registry.DATASETS, "models": registry.MODELS,
            "tables": registry.TABLES, "kinds": registry.KINDS}[args.what]
-    for name in reg.names(args.pattern):
+    if args.what == "tables":  # the report registers its items itself (light: no pandas), in page order
+        import xferlab.report.items  # noqa: F401
+    names = reg.in_order(args.pattern) if args.what == "tables" else reg.names(args.pattern)
+    for name in names:
         print(f"{name:32s} {reg.help(name)}".rstrip())
     return 0
 

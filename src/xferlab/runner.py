@@ -1,9 +1,11 @@
 """Run instances as MLflow runs: dedup, failure isolation, parallel workers, a summary.
 
 The runner sits at the tracking layer: it asks :mod:`xferlab.tracking` whether an
-instance already finished, opens one run per instance and hands it to the kind's job
-(``KINDS``), which trains through callbacks. One failing instance is recorded FAILED
-(with its traceback) and the others go on, unless ``fail_fast``.
+instance already finished, plans the registered models the instances need (their kind's
+prerequisites) and runs only the missing ones first, opens one run per instance and
+hands it to the kind's job (:mod:`xferlab.kinds`), which trains through callbacks. One
+failing instance is recorded FAILED (with its traceback) and the others go on, unless
+``fail_fast``.
 """
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import os
 import random
 import sys
 import time
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from xferlab.errors import UserError
-from xferlab.spec import Instance
+from xferlab.kinds import get_kind
+from xferlab.spec import Instance, load_spec
 
 SUMMARY_METRICS = ("test_accuracy", "val_accuracy", "best_epoch")
 PROGRESS_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "at_loss", "swd")
@@ -49,7 +53,6 @@ def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "f
     instance against processes sharing the store (:mod:`xferlab.tracking.claims`); a lost
     claim deletes the run and says SKIPPED, a tie says CONTENDED (try again later).
     """
-    from xferlab.catalog import KINDS
     from xferlab.errors import TrialPruned
     from xferlab.tracking import start_instance_run
     from xferlab.tracking.claims import PENDING, ClaimLost, discard, hold
@@ -65,7 +68,7 @@ def run_one(instance: Instance, parent_run_id: str | None = None, role: str = "f
             run.epoch_hooks.append(epoch_printer(instance))
             if on_epoch is not None:
                 run.epoch_hooks.append(on_epoch)
-            metrics = KINDS.get(instance.kind)(instance, run) or {}
+            metrics = get_kind(instance.kind).run_job(instance, run)
         return Outcome(instance, "FINISHED", run_id, time.monotonic() - start, dict(metrics))
     except ClaimLost as exc:
         discard(run_id)
@@ -91,15 +94,19 @@ def epoch_printer(instance: Instance) -> Callable[[int, dict[str, float]], None]
     return show
 
 
-def run_claimed(instance: Instance, force: bool = False, attempts: int = 6) -> Outcome:
+def run_claimed(instance: Instance, force: bool = False, attempts: int = 6, role: str = "final",
+                parent_run_id: str | None = None) -> Outcome:
     """:func:`run_one` with a claim, retried after a random back-off while claims tie, so
     that processes sharing a store run every instance exactly once between them."""
-    outcome = run_one(instance, claim=True, force=force)
+    def attempt_once() -> Outcome:
+        return run_one(instance, parent_run_id=parent_run_id, role=role, claim=True, force=force)
+
+    outcome = attempt_once()
     for attempt in range(1, attempts):
         if outcome.status != "CONTENDED":
             return outcome
         time.sleep(random.uniform(0.2, 1.0) * attempt)
-        outcome = run_one(instance, claim=True, force=force)
+        outcome = attempt_once()
     if outcome.status == "CONTENDED":
         outcome.status = "SKIPPED"  # still contended: another process is about to run it
     return outcome
@@ -111,14 +118,104 @@ def _worker_init() -> None:
     handle_sigterm()
 
 
-def plan(instances: Iterable[Instance], force: bool) -> tuple[list[Instance], list[Outcome]]:
-    """Split instances into those to run and those already FINISHED (skipped)."""
+def plan(instances: Iterable[Instance], force: bool, role: str = "final") -> tuple[list[Instance], list[Outcome]]:
+    """Split instances into those to run and those with a FINISHED run of the same role
+    (skipped). A run recorded before the hash scheme changed is found by its old hash."""
     from xferlab.tracking import finished_runs
 
     instances = list(instances)
-    done = {} if force else finished_runs([i.hash for i in instances])
-    todo = [i for i in instances if i.hash not in done]
-    return todo, [Outcome(i, "SKIPPED", done[i.hash]) for i in instances if i.hash in done]
+    done = {} if force else finished_runs([h for i in instances for h in i.hashes], role=role)
+    found = {i.hash: next((done[h] for h in i.hashes if h in done), None) for i in instances}
+    todo = [i for i in instances if not found[i.hash]]
+    return todo, [Outcome(i, "SKIPPED", found[i.hash] or "") for i in instances if found[i.hash]]
+
+
+# ---------------------------------------------------------------------------------------
+# Prerequisites: registered models that instances load, made before their runs open
+# ---------------------------------------------------------------------------------------
+def missing_prerequisites(instances: Iterable[Instance]) -> dict[str, tuple[Any, Instance]]:
+    """{model name: (Prerequisite, first instance needing it)} for the models the
+    instances' kinds need that are not registered yet."""
+    from xferlab.tracking import model_exists
+
+    missing: dict[str, tuple[Any, Instance]] = {}
+    present: set[str] = set()
+    for inst in instances:
+        for need in get_kind(inst.kind).needs(inst.cfg):
+            if need.model in missing or need.model in present:
+                continue
+            if model_exists(need.model):
+                present.add(need.model)
+            else:
+                missing[need.model] = (need, inst)
+    return missing
+
+
+def _spec_beside(spec: str, instance: Instance) -> Path:
+    """A pretraining spec path: relative to the instance's spec file, else to the cwd."""
+    beside = Path(instance.spec_path).parent / spec
+    return beside if beside.is_file() else Path(spec)
+
+
+def pretraining_plan(instances: Iterable[Instance], _chain: tuple[str, ...] = ()) -> list[Instance]:
+    """The pretraining instances to run first, dependencies first: for every missing model,
+    only the instances of its pretraining spec that register that model (one missing
+    orthogonal model of four trains one)."""
+    planned: dict[str, Instance] = {}
+    for model, (need, inst) in missing_prerequisites(instances).items():
+        if model in _chain:
+            raise UserError(f"pretraining {model} needs itself ({' -> '.join((*_chain, model))}): fix {need.key}")
+        path = _spec_beside(need.spec, inst)
+        makers = [i for i in load_spec(path).instances if get_kind(i.kind).registers(i) == model]
+        if not makers:
+            raise UserError(f"{need.key}={model} is not registered and {path} (its pretraining spec) does not "
+                            f"register it: name a model that spec registers, or register {model} first")
+        for maker in [*pretraining_plan(makers, (*_chain, model)), *makers]:
+            planned.setdefault(maker.hash, maker)
+    return list(planned.values())
+
+
+def run_prerequisites(instances: Iterable[Instance], parent_run_id: str | None = None,
+                      poll_s: float = 5.0) -> dict[str, str]:
+    """Make the missing models the instances need, each once (dedup and claims, role
+    ``pretrain``); {model: one-line reason} for those that could not be made."""
+    from xferlab.tracking import model_exists
+
+    todo = pretraining_plan(instances)
+    failed: dict[str, str] = {}
+    for n, inst in enumerate(todo, 1):
+        model = get_kind(inst.kind).registers(inst)
+        print(f"[pretrain {n}/{len(todo)}] {model} is not registered yet: {inst.spec_name} {inst.cell} "
+              f"seed={inst.seed}", flush=True)
+        outcome = _report(run_claimed(inst, role="pretrain", parent_run_id=parent_run_id))
+        if outcome.status == "SKIPPED" and outcome.run_id:
+            _wait_for(model, outcome.run_id, poll_s)  # another process holds the claim
+        if not model_exists(model):
+            failed[model] = (outcome.error if outcome.status == "FAILED" else
+                             f"its pretraining run {outcome.run_id} ended {outcome.status} without registering it")
+    return failed
+
+
+def _wait_for(model: str, holder: str, poll_s: float) -> None:
+    """Wait while another process's run ``holder`` is still making ``model``."""
+    from xferlab.tracking import model_exists
+    from xferlab.tracking.studies import get_run
+
+    while not model_exists(model):
+        run = get_run(holder)
+        if run is None or run.status != "RUNNING":
+            return
+        print(f"  waiting for run {holder} (another process) to register {model}", flush=True)
+        time.sleep(poll_s)
+
+
+def blocked_by(instance: Instance, failed: dict[str, str]) -> Outcome | None:
+    """A FAILED outcome (no run opened) when a model the instance needs could not be made."""
+    for need in get_kind(instance.kind).needs(instance.cfg):
+        if need.model in failed:
+            return Outcome(instance, "FAILED", error=f"{need.key}={need.model} could not be pretrained: "
+                                                       f"{failed[need.model]}")
+    return None
 
 
 def run_instances(instances: list[Instance], force: bool = False, workers: int = 1,
@@ -130,6 +227,10 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
     handle_sigterm()
     todo, outcomes = plan(instances, force)
     print(f"{len(instances)} instance(s): {len(outcomes)} already finished, {len(todo)} to run  [{uri}]")
+    failed = run_prerequisites(todo) if todo else {}
+    blocked = [o for o in (blocked_by(i, failed) for i in todo) if o is not None]
+    outcomes += [_report(o) for o in blocked]
+    todo = [i for i in todo if i.hash not in {o.instance.hash for o in blocked}]
     if workers > 1 and len(todo) > 1:
         outcomes += _run_parallel(todo, workers, fail_fast, force)
     else:
@@ -144,20 +245,21 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
 
 
 def summarise(instances: list[Instance], outcomes: list[Outcome]) -> None:
-    """AT specs: log the per-experiment spreadsheet as a summary run when this call
-    finished something new (a fully skipped rerun adds nothing)."""
-    if instances[0].kind != "at" or not any(o.status == "FINISHED" for o in outcomes):
+    """Run the kind's ``after_grid`` step (AT: the per-experiment spreadsheet as a summary
+    run) when this call finished something new (a fully skipped rerun adds nothing)."""
+    after = get_kind(instances[0].kind).after_grid
+    if not after or not any(o.status == "FINISHED" for o in outcomes):
         return
-    from xferlab.jobs.summary import log_experiment_summary
+    from xferlab.registry import resolve
 
     try:
-        run_id = log_experiment_summary(instances[0])
-    except Exception as exc:  # noqa: BLE001 - the instances are done; the report rebuilds the sheet
-        print(f"could not log the summary run ({type(exc).__name__}: {exc}); "
-              f"`xferlab report at_spreadsheets` builds the spreadsheet from the runs", file=sys.stderr)
+        message = resolve(after)(instances[0])
+    except Exception as exc:  # noqa: BLE001 - the instances are done; the report rebuilds the summary
+        print(f"could not run {after} after the grid ({type(exc).__name__}: {exc}); "
+              f"the report rebuilds what it makes from the runs", file=sys.stderr)
         return
-    if run_id:
-        print(f"summary run {run_id}: the experiment's spreadsheet (experiment.xlsx)", flush=True)
+    if message:
+        print(message, flush=True)
 
 
 def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool, force: bool = False) -> list[Outcome]:

@@ -1,166 +1,50 @@
-"""The spec-key contract: one typed schema per experiment kind.
+"""The spec-key contract: typed sections, and the machinery that checks values against them.
 
-A spec is validated against the dataclasses below: every key a spec, an override, a grid
-axis or a tuning search space may name is a field here, with its type and default. The
-resolved instance therefore carries every value (defaults included), so its hash changes
-whenever anything that shapes the run changes. Keep this module free of heavy imports:
-`xferlab run --dry-run` validates specs without TensorFlow or PyTorch.
+Each experiment kind declares its schema in its own module (:mod:`xferlab.kinds`), built
+from the shared sections here (``Data``, ``Train``); each dataset declares its own
+``data.*`` options in its data module. Every key a spec, an override, a grid axis or a
+tuning search space may name is a field of one of these dataclasses, with its type and
+default. The resolved instance carries every value that applies to it (defaults
+included), so its hash changes whenever anything that shapes the run changes, and only
+then. Keep this module free of heavy imports: `xferlab run --dry-run` validates specs
+without TensorFlow or PyTorch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
+
+from xferlab.errors import UserError
 
 Mapping_ = Union[int, Literal["max"]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Data:
-    """Where the examples come from (`data.dataset` is a registered name)."""
+    """Where the examples come from (`data.dataset` is a registered name).
+
+    Only the keys every dataset understands are here. A dataset's own options (a UCR
+    archive folder, a synthetic corpus profile, IEMOCAP's merge_excited, ...) are declared
+    by its data module (``OPTIONS``) and join the section only for that dataset, so a new
+    option of one dataset changes no hash of a spec that uses another.
+    """
 
     dataset: str = ""
-    ucr_dir: Optional[str] = None  # local UCR archive; else $XFERLAB_UCR_DIR; else bundled sets
     root: Optional[str] = None  # local folder of a real dataset (IEMOCAP, Speech Commands, ...)
-    profile: str = "small"  # synthetic speech corpus profile: tiny | small | full
-    split: str = "default"  # dataset-specific split name (random, speaker, ...)
-    confound: float = 0.0  # synthetic AT tasks: how strongly the orthogonal factor tracks the label
     segment_s: float = 1.0  # AT: segment length in seconds
     max_items: Optional[int] = None  # cap on examples (quick runs); None = all
-    # real datasets (see the README's data section)
-    noise_root: Optional[str] = None  # MS-SNSD folder for the noisy digits ($XFERLAB_MSSNSD_DIR)
-    per_class: int = 1000  # GSC digits: files per class, as in the paper
-    merge_excited: bool = False  # IEMOCAP: count "exc" as happy (the paper does not)
-    microphone: Optional[str] = None  # Good-Sounds: keep one microphone's takes
-    instrument_counts: list[int] = field(default_factory=lambda: [8, 2, 2])  # Good-Sounds split
-    noise_types: Optional[list[str]] = None  # MS-SNSD: restrict the noise types
-    alignment: Optional[str] = None  # LibriSpeech word alignment CSV ($XFERLAB_LIBRISPEECH_ALIGNMENT)
-    top_k: int = 1000  # LibriSpeech: most frequent words kept
 
 
-@dataclass
+@dataclass(frozen=True)
 class Train:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
     patience: Optional[int] = None  # early stopping patience in epochs; None = off
 
-
-@dataclass
-class V2SModel:
-    source: str = "attrnn"  # registered source model name or a models:/ URI
-    mapping: Mapping_ = "max"  # source labels per target class, or max
-    mapping_kind: Literal["random", "one_to_one", "frequency"] = "random"
-    seg: int = 1  # copies of the target series inside the 16000 samples
-    dropout: float = 0.4
-    l2: float = 0.05
-    mask: bool = False
-    method: Literal["v2s", "tf_a"] = "v2s"
-    pretrain: Optional[str] = None  # spec to run first when `source` is not registered yet
-
-
-@dataclass
-class V2STrain(Train):
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 0.05
-    lr_decay: float = 0.48  # inverse-time decay per iteration, as the authors' Keras 2 code
-    val_mode: Literal["paper", "holdout"] = "holdout"
-    val_fraction: float = 0.2
-
-
-@dataclass
-class Analysis:
-    swd: bool = False  # sliced Wasserstein distance per epoch
-    swd_projections: int = 1000
-    figures: bool = True  # curves, CAM panel, t-SNE
-
-
-@dataclass
-class SourceModel:
-    arch: str = "attrnn"  # registered architecture
-    register_as: str = ""  # registry name; default: v2s-<arch>-<dataset tail>
-
-
-@dataclass
-class PretrainTrain(Train):
-    epochs: int = 8
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: to lr/20 at the last step
-    augment: bool = True
-
-
-@dataclass
-class ATModel:
-    width: float = 0.125  # VGG16 channel multiplier; 1.0 = the paper
-    register_as: Optional[str] = None  # register the trained model (orthogonal / dual AT)
-
-
-@dataclass
-class AT:
-    enabled: bool = False
-    orthogonal: Optional[str] = None  # registered model name or models:/ URI
-    layer: int = 4  # conv layer 1..13 (conv tap mode)
-    tap: Literal["conv", "paper"] = "conv"
-    beta: float = 1.0
-    aggregation: Literal["none", "mean", "sum", "max", "product", "gram", "pairwise",
-                         "stochastic_pairwise"] = "gram"
-    distance: Literal["cos_squared", "mse_sigmoid"] = "cos_squared"
-    gram: Literal["batch", "sample"] = "batch"
-    pretrain: Optional[str] = None  # spec to run first when `orthogonal` is not registered yet
-
-
-@dataclass
-class Init:
-    from_: Optional[str] = field(default=None, metadata={"key": "from"})
-
-
-@dataclass
-class ATTrain(Train):
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 5e-5
-    patience: Optional[int] = 5
-
-
-@dataclass
-class V2SSpec:
-    data: Data = field(default_factory=lambda: Data(dataset="ucr/Coffee"))
-    model: V2SModel = field(default_factory=V2SModel)
-    train: V2STrain = field(default_factory=V2STrain)
-    analysis: Analysis = field(default_factory=Analysis)
-
-
-@dataclass
-class PretrainV2SSpec:
-    data: Data = field(default_factory=lambda: Data(dataset="synth/words"))
-    model: SourceModel = field(default_factory=SourceModel)
-    train: PretrainTrain = field(default_factory=PretrainTrain)
-
-
-@dataclass
-class ATSpec:
-    data: Data = field(default_factory=lambda: Data(dataset="synth/style_speakersplit"))
-    model: ATModel = field(default_factory=ATModel)
-    at: AT = field(default_factory=AT)
-    init: Init = field(default_factory=Init)
-    train: ATTrain = field(default_factory=ATTrain)
-
-
-@dataclass
-class PretrainATSpec:
-    data: Data = field(default_factory=lambda: Data(dataset="synth/speaker"))
-    model: ATModel = field(default_factory=ATModel)
-    train: ATTrain = field(default_factory=ATTrain)
-
-
-# kind -> (schema, paper, MLflow experiment)
-KIND_SCHEMAS: dict[str, tuple[type, str, str]] = {
-    "v2s": (V2SSpec, "v2s", "v2s"),
-    "pretrain_v2s": (PretrainV2SSpec, "v2s", "sources"),
-    "at": (ATSpec, "antitransfer", "antitransfer"),
-    "pretrain_at": (PretrainATSpec, "antitransfer", "sources"),
-}
 
 # Top-level keys every spec may carry besides the kind's sections.
 TOP_KEYS = ("base", "kind", "paper", "table", "experiment", "description", "seed", "seeds", "grid", "select")
@@ -169,13 +53,6 @@ TOP_KEYS = ("base", "kind", "paper", "table", "experiment", "description", "seed
 # ---------------------------------------------------------------------------------------
 # Checking values against the schema
 # ---------------------------------------------------------------------------------------
-import dataclasses  # noqa: E402
-import difflib  # noqa: E402
-import typing  # noqa: E402
-from typing import Any  # noqa: E402
-
-from xferlab.errors import UserError  # noqa: E402
-
 
 def _key(f: dataclasses.Field) -> str:
     return f.metadata.get("key", f.name)
@@ -188,22 +65,45 @@ def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
 
 
 def schema_for(kind: str) -> type:
-    if kind not in KIND_SCHEMAS:
-        close = difflib.get_close_matches(str(kind), KIND_SCHEMAS, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(KIND_SCHEMAS)}"
-        raise UserError(f"unknown kind {kind!r}: {hint}")
-    return KIND_SCHEMAS[kind][0]
+    """The spec schema of a registered kind (see :mod:`xferlab.kinds`)."""
+    from xferlab.kinds import get_kind
+
+    return get_kind(kind).schema
 
 
 def leaf_keys(cls: type, prefix: str = "") -> dict[str, Any]:
-    """Every dotted key of a schema with its type: the names a spec may use."""
+    """Every dotted key of a schema with its type: the names a spec may use (for the data
+    section: the common keys and every dataset's options)."""
     out: dict[str, Any] = {}
     for key, (_, hint) in _fields(cls).items():
-        if dataclasses.is_dataclass(hint):
+        if hint is Data:
+            out.update({f"{prefix}{key}.{k}": h for k, h in data_keys().items()})
+        elif dataclasses.is_dataclass(hint):
             out.update(leaf_keys(hint, f"{prefix}{key}."))
         else:
             out[prefix + key] = hint
     return out
+
+
+def dataset_options(dataset: str) -> Optional[type]:
+    """The options dataclass a dataset's module declares (None: it takes none)."""
+    from xferlab.registry import DATASETS
+
+    if dataset not in DATASETS:
+        raise UserError(DATASETS.unknown_message(dataset))
+    return DATASETS.meta(dataset).get("options")
+
+
+def data_keys() -> dict[str, Any]:
+    """Common data keys and every dataset's options, with their types."""
+    from xferlab.registry import DATASETS
+
+    keys = {key: hint for key, (_, hint) in _fields(Data).items()}
+    for name in DATASETS.names():
+        options = DATASETS.meta(name.rstrip("*")).get("options")
+        if options is not None:
+            keys.update({key: hint for key, (_, hint) in _fields(options).items() if key not in keys})
+    return keys
 
 
 def unknown_key_error(key: str, valid: typing.Iterable[str], where: str) -> UserError:
@@ -274,7 +174,9 @@ def validate(cls: type, tree: Any, prefix: str = "") -> dict[str, Any]:
     default = cls()
     out: dict[str, Any] = {}
     for key, (f, hint) in fields.items():
-        if dataclasses.is_dataclass(hint):
+        if hint is Data:
+            out[key] = validate_data(tree.get(key) or {}, getattr(default, f.name), f"{prefix}{key}.")
+        elif dataclasses.is_dataclass(hint):
             sub = tree.get(key) or {}
             if not isinstance(sub, dict):
                 raise UserError(f"{prefix}{key} must be a mapping of keys, got {sub!r}")
@@ -290,3 +192,39 @@ def _rekey(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     """asdict() uses attribute names (from_); specs use YAML keys (from)."""
     names = {f.name: _key(f) for f in dataclasses.fields(cls)}
     return {names[k]: v for k, v in values.items()}
+
+
+def validate_data(tree: Any, default: Data, prefix: str = "data.") -> dict[str, Any]:
+    """The data section: common keys plus the options of the chosen dataset only."""
+    if not isinstance(tree, dict):
+        raise UserError(f"{prefix.rstrip('.')} must be a mapping of keys, got {tree!r}")
+    dataset = tree.get("dataset", default.dataset)
+    options = dataset_options(dataset)
+    common = {k for k in _fields(Data)}
+    own = set(_fields(options)) if options else set()
+    for key in tree:
+        if key not in common and key not in own:
+            if key in data_keys():
+                raise UserError(f"{prefix}{key} is not an option of dataset {dataset!r} (it takes "
+                                f"{', '.join(sorted(own)) or 'no options of its own'}): remove it")
+            raise unknown_key_error(prefix + str(key), (prefix + k for k in data_keys()), "the spec")
+    base = dataclasses.asdict(default)
+    out = validate(Data, {**base, **{k: v for k, v in tree.items() if k in common}}, prefix)
+    if options is not None:
+        out.update(validate(options, {k: v for k, v in tree.items() if k in own}, prefix))
+    return out
+
+
+def build(cls: type, tree: Any) -> Any:
+    """A resolved section -> the frozen, typed config jobs read (``cfg.train.epochs``).
+
+    The data section keeps its common keys only: a dataset's own options go to its
+    factory with the plain resolved mapping.
+    """
+    values = {}
+    for key, (f, hint) in _fields(cls).items():
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = build(hint, tree.get(key) or {})
+        elif key in tree:
+            values[f.name] = tree[key]
+    return cls(**values)

@@ -21,6 +21,7 @@ import yaml
 
 from xferlab import schema
 from xferlab.errors import UserError
+from xferlab.kinds import get_kind, kind_names
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -41,6 +42,24 @@ def stable_hash(config: Mapping[str, Any], length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+# The data section of the first hash scheme (v1, until 2026-12): one flat section holding
+# every dataset's options with their defaults. Frozen here so that runs recorded under it
+# stay found: the runner's dedup accepts an instance's v1 hash beside its own.
+V1_DATA: Mapping[str, Any] = {
+    "dataset": "", "ucr_dir": None, "root": None, "profile": "small", "split": "default", "confound": 0.0,
+    "segment_s": 1.0, "max_items": None, "noise_root": None, "per_class": 1000, "merge_excited": False,
+    "microphone": None, "instrument_counts": [8, 2, 2], "noise_types": None, "alignment": None, "top_k": 1000,
+}
+
+
+def v1_hash(config: Mapping[str, Any]) -> str | None:
+    """The hash the same instance had under the v1 scheme; None when it uses an option v1 lacked."""
+    data = dict(config.get("data", {}))
+    if not set(data) <= set(V1_DATA):
+        return None
+    return stable_hash({**config, "data": {**V1_DATA, **data}})
+
+
 @dataclass(frozen=True)
 class Instance:
     """One training run of a spec: a grid cell with one seed, fully resolved."""
@@ -58,6 +77,17 @@ class Instance:
 
     def flat(self) -> dict[str, Any]:
         return flatten(self.config)
+
+    @property
+    def cfg(self) -> Any:
+        """The typed, frozen config of the kind's schema (``cfg.train.epochs``): what jobs read."""
+        return schema.build(get_kind(self.kind).schema, self.config)
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        """Hashes a FINISHED run of this instance may carry: this scheme's, then v1's."""
+        old = v1_hash(self.config)
+        return (self.hash,) if old in (None, self.hash) else (self.hash, old)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -243,15 +273,14 @@ def seeds_of(tree: Mapping[str, Any]) -> list[int]:
 
 def resolve(tree: Mapping[str, Any], cell: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """The full values of one instance: sections validated, defaults filled, top keys set."""
-    kind = tree.get("kind")
-    cls = schema.schema_for(kind)
-    _, paper, experiment = schema.KIND_SCHEMAS[kind]
+    kind = get_kind(tree.get("kind"))
+    cls, paper, experiment = kind.schema, kind.paper, kind.experiment
     sections = {k: v for k, v in tree.items() if k not in schema.TOP_KEYS}
     sections = copy.deepcopy(sections)
     for key, value in cell.items():
         set_dotted(sections, key, value)
     config = {
-        "kind": kind,
+        "kind": kind.name,
         "paper": _top_str(tree, "paper", paper),
         "table": _top_str(tree, "table", None),
         "experiment": _top_str(tree, "experiment", experiment),
@@ -290,7 +319,7 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
     path = Path(path)
     tree = load_tree(path)
     if "kind" not in tree:
-        raise UserError(f"{path} names no kind: add `kind: v2s` (or {', '.join(schema.KIND_SCHEMAS)})")
+        raise UserError(f"{path} names no kind: add `kind: v2s` (or {', '.join(kind_names())})")
     schema_cls = schema.schema_for(tree["kind"])
     tree = apply_overrides(tree, overrides)
     for key in tree:

@@ -38,10 +38,10 @@ def fake_job(instance: Instance, run: object) -> dict[str, float]:
 def contend(uri: str, hashes: list[str], seed: int, queue: multiprocessing.Queue) -> None:
     """One 'machine': run every instance with claims, in its own order."""
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    from xferlab import catalog
+    from xferlab.kinds import Kind
     from xferlab.runner import run_claimed
 
-    catalog.KINDS.get = lambda name: fake_job  # the job is not what is tested here
+    Kind.run_job = lambda self, instance, run: fake_job(instance, run)  # the job is not what is tested here
     order = list(hashes)
     random.Random(seed).shuffle(order)
     queue.put([(h, run_claimed(make_instance(h)).status) for h in order])
@@ -97,13 +97,13 @@ def test_two_processes_run_each_instance_once(store: str):
 
 
 def test_finished_force_and_dead_claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from xferlab import catalog
+    from xferlab.kinds import Kind
     from xferlab.runner import run_claimed
     from xferlab.tracking import ensure_store, start_instance_run
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     ensure_store()
-    monkeypatch.setattr(catalog.KINDS, "get", lambda name: fake_job)
+    monkeypatch.setattr(Kind, "run_job", lambda self, instance, run: fake_job(instance, run))
     inst = make_instance(uuid.uuid4().hex[:16])
     assert run_claimed(inst).status == "FINISHED"
     assert run_claimed(inst).status == "SKIPPED"  # finished elsewhere after this process planned
@@ -115,3 +115,24 @@ def test_finished_force_and_dead_claims(tmp_path: Path, monkeypatch: pytest.Monk
     proc.wait()
     run.set_tags({"xferlab.pid": proc.pid})
     assert run_claimed(other).status == "FINISHED"
+
+
+def test_a_run_of_another_role_never_stands_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A FINISHED trial or pretraining run of the same spec hash does not make the final
+    instance skip, in the plan or in the claim (issue 13)."""
+    from xferlab.kinds import Kind
+    from xferlab.runner import plan, run_claimed, run_one
+    from xferlab.tracking import ensure_store
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    ensure_store()
+    monkeypatch.setattr(Kind, "run_job", lambda self, instance, run: fake_job(instance, run))
+    inst = make_instance(uuid.uuid4().hex[:16])
+    assert run_one(inst, role="trial").status == "FINISHED"
+    assert run_claimed(inst, role="pretrain").status == "FINISHED"
+    todo, skipped = plan([inst], force=False)
+    assert todo == [inst] and not skipped
+    assert run_claimed(inst).status == "FINISHED"
+    todo, skipped = plan([inst], force=False)
+    assert not todo and skipped[0].status == "SKIPPED"
+    assert run_claimed(inst, role="pretrain").status == "SKIPPED"  # its own role: taken

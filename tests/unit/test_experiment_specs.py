@@ -1,10 +1,12 @@
 """Every shipped spec loads, expands and passes the pre-run checks (like a config test
 of every experiment): a typo in any of them fails here, not hours into a run."""
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from xferlab.catalog import check_instances
+from xferlab.catalog import DATASETS, check_instances
+from xferlab.schema import dataset_options
 from xferlab.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,12 @@ def fake_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT / "experiments")))
 def test_spec_validates(spec: Path, fake_data: tuple[Path, Path]):
     root, ucr = fake_data
-    loaded = load_spec(spec, [f"data.root={root}", f"data.ucr_dir={ucr}"])
+    dataset = load_spec(spec).instances[0].dataset
+    options = dataset_options(dataset)
+    options = {f.name for f in dataclasses.fields(options)} if options else set()
+    overrides = [f"data.root={root}"] if DATASETS.meta(dataset).get("local") else []
+    overrides += [f"data.ucr_dir={ucr}"] if "ucr_dir" in options else []
+    loaded = load_spec(spec, overrides)
     assert loaded.instances
     check_instances(loaded.instances)
     assert len({i.hash for i in loaded.instances}) == len(loaded.instances)

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from xferlab.data import audio, goodsounds, iemocap, librispeech, mssnsd, nsynth, speech_commands as gsc
 from xferlab.errors import UserError
+from xferlab.registry import DATASETS
 
 
 def wav(path: Path, n: int = 400, sr: int = 16000, seed: int = 0, channels: int = 1,
@@ -149,7 +150,7 @@ def test_mssnsd_noise_types_from_file_names(mssnsd_root: Path, tmp_path: Path) -
 
 
 def test_gsc_registry_factory_gives_a_task(gsc_root: Path, mssnsd_root: Path) -> None:
-    task = gsc.load_task("gsc/digits_verynoisy", {"root": str(gsc_root), "noise_root": str(mssnsd_root),
+    task = DATASETS.create("gsc/digits_verynoisy", {"root": str(gsc_root), "noise_root": str(mssnsd_root),
                                                   "per_class": 3})
     assert task.classes == list(gsc.DIGITS) and task.x["train"].shape[1] == 16000
     assert sum(len(y) for y in task.y.values()) == 30 and task.info["condition"] == "verynoisy"
@@ -204,7 +205,7 @@ def test_iemocap_speakerwise_split_and_speaker_task(iemocap_root: Path) -> None:
     assert {k: sorted(set(v["session"])) for k, v in parts.items()} == {"train": [1, 2, 3], "val": [4], "test": [5]}
     spk = iemocap.speaker_labels(iemocap.read_iemocap(iemocap_root, keep_all=True))
     assert len(spk) == 11 and sorted(spk["label"].unique()) == [f"Session{n}" for n in range(1, 6)]
-    task = iemocap.load_task("iemocap/emotion_speakerwise", {"root": str(iemocap_root)})
+    task = DATASETS.create("iemocap/emotion_speakerwise", {"root": str(iemocap_root)})
     assert task.classes == ["angry", "happy", "neutral", "sad"] and len(task.x["test"]) == 2
 
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import gcd
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 
 from xferlab.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the data layer loads no framework
+    import torch
 
 SAMPLE_RATE = 16000
 N_FFT = 256
@@ -65,12 +67,14 @@ def to_mono(wave: np.ndarray) -> np.ndarray:
     return wave.mean(axis=1) if wave.ndim == 2 else wave
 
 
-def spectrogram(wave: np.ndarray | torch.Tensor, chunk: int = 512) -> torch.Tensor:
+def spectrogram(wave: "np.ndarray | torch.Tensor", chunk: int = 512) -> "torch.Tensor":
     """Linear-magnitude STFT of 16 kHz waveforms: (..., L) -> (..., 1 + L // 128, 129).
 
     Runs on the device of ``wave`` (numpy input -> CPU). Batches are processed ``chunk``
     signals at a time to bound memory; the result is float32.
     """
+    import torch
+
     x = torch.as_tensor(wave)
     if not x.is_floating_point():
         x = x.float()
@@ -146,14 +150,18 @@ class GlobalZScore:
     std: float
 
     @classmethod
-    def fit(cls, train: np.ndarray | torch.Tensor, eps: float = 1e-8) -> "GlobalZScore":
+    def fit(cls, train: "np.ndarray | torch.Tensor", eps: float = 1e-8) -> "GlobalZScore":
+        import torch
+
         x = torch.as_tensor(train).double()
         if x.numel() == 0:
             raise UserError("cannot fit the z-score on an empty training split: check the split")
         std = float(x.std(unbiased=False))
         return cls(mean=float(x.mean()), std=std if std > eps else 1.0)
 
-    def __call__(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: "np.ndarray | torch.Tensor") -> "torch.Tensor":
+        import torch
+
         t = torch.as_tensor(x)
         return ((t - self.mean) / self.std).to(torch.float32)
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -160,21 +161,43 @@ def instrument_split(df: pd.DataFrame, counts: Sequence[int] = (8, 2, 2),
             for i, split in enumerate(("train", "val", "test"))}
 
 
-def load_task(name: str, data: Mapping[str, Any]) -> Any:
-    """Registry factory: ``goodsounds/goodness_random`` and ``goodsounds/goodness_instrumentwise``
-    (classes balanced before splitting, as the paper) and ``goodsounds/instrument`` (random split).
-    Optional ``data.microphone`` (one microphone's takes) and ``data.instrument_counts``."""
-    root, mic = data.get("root"), data.get("microphone")
-    if name == "goodsounds/goodness_random":
-        parts = audio.random_parts(audio.balance_classes(read_goodsounds(root, microphone=mic)))
-    elif name == "goodsounds/goodness_instrumentwise":
-        counts = tuple(data.get("instrument_counts") or (8, 2, 2))
-        parts = instrument_split(audio.balance_classes(read_goodsounds(root, microphone=mic)), counts)
-    elif name == "goodsounds/instrument":
-        parts = audio.random_parts(instrument_labels(read_goodsounds(root, keep_all=True, microphone=mic)))
-    else:
-        raise UserError(f"unknown Good-Sounds dataset {name!r}: use goodsounds/goodness_random, "
-                        "goodsounds/goodness_instrumentwise or goodsounds/instrument")
-    classes = list(GOODNESS) if name.startswith("goodsounds/goodness") else None
-    return audio.to_task(name, parts, classes=classes, max_items=data.get("max_items"),
-                         info={"root": str(root)})
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the Good-Sounds datasets."""
+
+    microphone: Optional[str] = None  # keep one microphone's takes
+    instrument_counts: list[int] = field(default_factory=lambda: [8, 2, 2])  # train/val/test instruments
+
+
+def _goodness_random(name: str, data: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    return audio.random_parts(audio.balance_classes(read_goodsounds(data.get("root"), microphone=data.get("microphone"))))
+
+
+def _goodness_instrumentwise(name: str, data: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    counts = tuple(data.get("instrument_counts") or (8, 2, 2))
+    df = audio.balance_classes(read_goodsounds(data.get("root"), microphone=data.get("microphone")))
+    return instrument_split(df, counts)
+
+
+def _instrument(name: str, data: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    df = read_goodsounds(data.get("root"), keep_all=True, microphone=data.get("microphone"))
+    return audio.random_parts(instrument_labels(df))
+
+
+def _task(parts: Any) -> Any:
+    """A registry factory: the split frames of ``parts`` -> an AudioTask (classes balanced
+    before splitting for goodness, as the paper)."""
+    def load(name: str, data: Mapping[str, Any]) -> Any:
+        classes = list(GOODNESS) if name.startswith("goodsounds/goodness") else None
+        return audio.to_task(name, parts(name, data), classes=classes, max_items=data.get("max_items"),
+                             info={"root": str(data.get("root"))})
+    return load
+
+
+LOCAL = True  # reads the user's copy under data.root
+OPTIONS = Options
+TASKS = {
+    "goodsounds/goodness_random": (_task(_goodness_random), "Good-Sounds goodness (5 classes, balanced), random split"),
+    "goodsounds/goodness_instrumentwise": (_task(_goodness_instrumentwise), "Good-Sounds goodness, instrument-wise 8/2/2"),
+    "goodsounds/instrument": (_task(_instrument), "Good-Sounds instrument identity"),
+}

@@ -24,6 +24,7 @@ wore the markers, not who speaks). Each session has two actors, so the paper's
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -133,13 +134,25 @@ def load_task(name: str, data: Mapping[str, Any]) -> Any:
     """
     merge = bool(data.get("merge_excited", False))
     info = {"root": str(data.get("root")), "merge_excited": merge}
-    if name == "iemocap/emotion_random":
-        parts = audio.random_parts(read_iemocap(data.get("root"), merge))
-    elif name == "iemocap/emotion_speakerwise":
-        parts = session_split(read_iemocap(data.get("root"), merge))
-    elif name == "iemocap/speaker":
-        parts = audio.random_parts(speaker_labels(read_iemocap(data.get("root"), keep_all=True)))
-    else:
-        raise UserError(f"unknown IEMOCAP dataset {name!r}: use iemocap/emotion_random, "
-                        "iemocap/emotion_speakerwise or iemocap/speaker")
-    return audio.to_task(name, parts, max_items=data.get("max_items"), info=info)
+    return audio.to_task(name, SPLITS[name](data.get("root"), merge), max_items=data.get("max_items"), info=info)
+
+
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the IEMOCAP datasets."""
+
+    merge_excited: bool = False  # count "exc" as happy (the paper does not)
+
+
+SPLITS = {  # name -> (root, merge_excited) -> split frames
+    "iemocap/emotion_random": lambda root, merge: audio.random_parts(read_iemocap(root, merge)),
+    "iemocap/emotion_speakerwise": lambda root, merge: session_split(read_iemocap(root, merge)),
+    "iemocap/speaker": lambda root, merge: audio.random_parts(speaker_labels(read_iemocap(root, keep_all=True))),
+}
+LOCAL = True  # reads the user's copy under data.root
+OPTIONS = Options
+TASKS = {
+    "iemocap/emotion_random": (load_task, "IEMOCAP 4 emotions, random split"),
+    "iemocap/emotion_speakerwise": (load_task, "IEMOCAP 4 emotions, sessions 1-3 / 4 / 5"),
+    "iemocap/speaker": (load_task, "IEMOCAP session (speaker pair) identity"),
+}

@@ -19,8 +19,9 @@ set (train-clean-100): :func:`word_segments` keeps the ``top_k`` most frequent w
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pandas as pd
 
@@ -118,17 +119,36 @@ def load_task(name: str, data: Mapping[str, Any]) -> Any:
     """Registry factory: ``librispeech/speaker`` (utterances, random split stratified by
     speaker) and ``librispeech/words`` (word segments; ``data.alignment`` or
     ``$XFERLAB_LIBRISPEECH_ALIGNMENT`` names the alignment file; random 70/20/10)."""
+    parts = SPLITS[name](read_librispeech(data.get("root")), data)
+    return audio.to_task(name, parts, max_items=data.get("max_items"), info={"root": str(data.get("root"))})
+
+
+def _speakers(manifest: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     from xferlab.data import splits
 
-    manifest = read_librispeech(data.get("root"))
-    if name == "librispeech/speaker":
-        parts = splits.stratified_split(manifest, "label", audio.AT_FRACTIONS, seed=audio.SPLIT_SEED)
-    elif name == "librispeech/words":
-        alignment = data.get("alignment") or os.environ.get("XFERLAB_LIBRISPEECH_ALIGNMENT")
-        if not alignment:
-            raise UserError("librispeech/words needs a word alignment: set data.alignment (or "
-                            "$XFERLAB_LIBRISPEECH_ALIGNMENT) to a utterance,word,start,end CSV")
-        parts = audio.random_parts(word_segments(manifest, alignment, int(data.get("top_k", 1000))))
-    else:
-        raise UserError(f"unknown LibriSpeech dataset {name!r}: use librispeech/speaker or librispeech/words")
-    return audio.to_task(name, parts, max_items=data.get("max_items"), info={"root": str(data.get("root"))})
+    return splits.stratified_split(manifest, "label", audio.AT_FRACTIONS, seed=audio.SPLIT_SEED)
+
+
+def _words(manifest: pd.DataFrame, data: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    alignment = data.get("alignment") or os.environ.get("XFERLAB_LIBRISPEECH_ALIGNMENT")
+    if not alignment:
+        raise UserError("librispeech/words needs a word alignment: set data.alignment (or "
+                        "$XFERLAB_LIBRISPEECH_ALIGNMENT) to a utterance,word,start,end CSV")
+    return audio.random_parts(word_segments(manifest, alignment, int(data.get("top_k", 1000))))
+
+
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the LibriSpeech datasets."""
+
+    alignment: Optional[str] = None  # word alignment CSV ($XFERLAB_LIBRISPEECH_ALIGNMENT)
+    top_k: int = 1000  # most frequent words kept
+
+
+SPLITS = {"librispeech/speaker": _speakers, "librispeech/words": _words}
+LOCAL = True  # reads the user's copy under data.root
+OPTIONS = Options
+TASKS = {
+    "librispeech/speaker": (load_task, "LibriSpeech speaker identity"),
+    "librispeech/words": (load_task, "LibriSpeech 1000 most frequent words (data.alignment)"),
+}

@@ -21,8 +21,9 @@ once (the original mixed each at 5 SNRs, and a random split then leaked them).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -155,9 +156,19 @@ def noisy_speech_manifest(root: str | Path | None, types: Sequence[str] | None =
 def load_task(name: str, data: Mapping[str, Any]) -> Any:
     """Registry factory for ``mssnsd/noise_type``: the noisy-speech manifest, split 70/20/10 at
     random (one mixture per clean clip, so no clip appears on both sides of the split)."""
-    if name != "mssnsd/noise_type":
-        raise UserError(f"unknown MS-SNSD dataset {name!r}: use mssnsd/noise_type")
     types = data.get("noise_types")
     df = noisy_speech_manifest(data.get("root"), types=list(types) if types else None)
     return audio.to_task(name, audio.random_parts(df), max_items=data.get("max_items"),
                          info={"root": str(data.get("root"))})
+
+
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the MS-SNSD dataset."""
+
+    noise_types: Optional[list[str]] = None  # restrict the noise types
+
+
+LOCAL = True  # reads the user's copy under data.root
+OPTIONS = Options
+TASKS = {"mssnsd/noise_type": (load_task, "MS-SNSD noisy speech, noise-type labels")}

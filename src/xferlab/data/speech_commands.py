@@ -20,8 +20,9 @@ speaker id), so the published splits are speaker-disjoint.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -180,21 +181,37 @@ def _listed_parts(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def load_task(name: str, data: Mapping[str, Any]) -> Any:
-    """Registry factory for ``gsc/words`` and ``gsc/digits[_noisy|_verynoisy]``.
+    """Registry factory for ``gsc/words``: the published splits, clips cut/padded to 16000
+    samples. The noisy digits (:func:`load_digits`) also read ``data["noise_root"]`` (or
+    ``$XFERLAB_MSSNSD_DIR``), the MS-SNSD folder."""
+    root = data.get("root")
+    df = source_manifest(root)
+    return audio.to_task(name, _listed_parts(df), audio.SR, max_items=data.get("max_items"), info={"root": str(root)})
 
-    Reads ``data["root"]``; the noisy digits also read ``data["noise_root"]`` (or
-    ``$XFERLAB_MSSNSD_DIR``), the MS-SNSD folder. Words use the published splits,
-    clips cut/padded to 16000 samples; digits are split 70/20/10 at random (the paper).
-    """
-    root, max_items = data.get("root"), data.get("max_items")
-    if name == "gsc/words":
-        df = source_manifest(root)
-        return audio.to_task(name, _listed_parts(df), audio.SR, max_items=max_items, info={"root": str(root)})
-    if name.startswith("gsc/digits"):
-        condition = name.split("_", 1)[1] if "_" in name else "clean"
-        noise_root = data.get("noise_root") or os.environ.get("XFERLAB_MSSNSD_DIR")
-        df = noisy_digits(root, noise_root, condition, data.get("per_class", 1000))
-        return audio.to_task(name, audio.random_parts(df), audio.SR, classes=list(DIGITS),
-                             max_items=max_items, info={"root": str(root), "condition": condition})
-    raise UserError(f"unknown Speech Commands dataset {name!r}: use gsc/words, gsc/digits, "
-                    "gsc/digits_noisy or gsc/digits_verynoisy")
+
+def load_digits(name: str, data: Mapping[str, Any]) -> Any:
+    """Registry factory for ``gsc/digits[_noisy|_verynoisy]``: split 70/20/10 at random (the paper)."""
+    root = data.get("root")
+    condition = name.split("_", 1)[1] if "_" in name else "clean"
+    noise_root = data.get("noise_root") or os.environ.get("XFERLAB_MSSNSD_DIR")
+    df = noisy_digits(root, noise_root, condition, data.get("per_class", 1000))
+    return audio.to_task(name, audio.random_parts(df), audio.SR, classes=list(DIGITS),
+                         max_items=data.get("max_items"), info={"root": str(root), "condition": condition})
+
+
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the Speech Commands datasets."""
+
+    noise_root: Optional[str] = None  # MS-SNSD folder for the noisy digits ($XFERLAB_MSSNSD_DIR)
+    per_class: int = 1000  # digits: files per class, as in the paper
+
+
+LOCAL = True  # reads the user's copy under data.root
+OPTIONS = Options
+TASKS = {
+    "gsc/words": (load_task, "Google Speech Commands v1/v2: words + _silence_ + _unknown_ (data.root)"),
+    "gsc/digits": (load_digits, "Speech Commands digits, clean, 1000 per class"),
+    "gsc/digits_noisy": (load_digits, "digits + MS-SNSD noise at 20-40 dB (data.noise_root)"),
+    "gsc/digits_verynoisy": (load_digits, "digits + MS-SNSD noise at 0-10 dB (data.noise_root)"),
+}

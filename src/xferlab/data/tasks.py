@@ -178,10 +178,20 @@ def _how(data: Mapping[str, Any], default: str) -> str:
     return default if split in (None, "default") else split
 
 
-SYNTH_TASKS: dict[str, tuple[Callable[[str, Mapping[str, Any]], AudioTask], str]] = {
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the synthetic tasks."""
+
+    profile: str = "small"  # corpus profile: tiny | small | full
+    split: str = "default"  # speaker | word | random; default: the task's own
+    confound: float = 0.0  # style tasks: how strongly the training speaker tracks the style
+
+
+OPTIONS = Options
+TASKS: dict[str, tuple[Callable[[str, Mapping[str, Any]], AudioTask], str]] = {
     "synth/words": (words_task, "35 words + _silence_ + _unknown_, speaker-disjoint (V2S source task)"),
-    "synth/speaker": (speaker_task, "speaker identity (orthogonal to style and words)"),
-    "synth/style": (style_task, "speaking style (emotion-like), speaker-disjoint, data.confound"),
+    "synth/speaker": (speaker_task, "speaker identity, random split (orthogonal to style and words)"),
+    "synth/style": (style_task, "speaking style (emotion-like), speaker-disjoint, optional data.confound"),
     "synth/style_speakersplit": (style_task, "speaking style, speaker-disjoint split (the paper's speaker-wise)"),
     "synth/style_random": (style_task, "speaking style, random split"),
     "synth/digits": (digits_task, "ten digits, clean, speaker-disjoint"),
@@ -189,7 +199,3 @@ SYNTH_TASKS: dict[str, tuple[Callable[[str, Mapping[str, Any]], AudioTask], str]
     "synth/digits_verynoisy": (digits_task, "ten digits mixed with noise at 0-10 dB SNR"),
     "synth/noise_kind": (noise_kind_task, "noise kind mixed into word clips (orthogonal to digits)"),
 }
-
-
-def load_task(name: str, data: Mapping[str, Any]) -> AudioTask:
-    return SYNTH_TASKS[name][0](name, data)

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -238,3 +239,24 @@ def _bundled() -> dict[str, _Source]:
         if path.stem not in found and npz_is_usable(path):
             found[path.stem] = _Source(path.stem, "npz", path, path, f"{package} (bundled)")
     return found
+
+
+@dataclass(frozen=True)
+class Options:
+    """``data.*`` keys of the UCR datasets."""
+
+    ucr_dir: Optional[str] = None  # local UCR archive; else $XFERLAB_UCR_DIR; else bundled sets
+
+
+def load(name: str, data: Mapping[str, Any]) -> SeriesDataset:
+    """Registry factory for the ``ucr/`` family."""
+    return load_ucr(name, data.get("ucr_dir"))
+
+
+def check(name: str, data: Mapping[str, Any]) -> None:
+    """Pre-run check (file lookups only): the set can be found."""
+    check_ucr(name, data.get("ucr_dir"))
+
+
+OPTIONS = Options
+TASKS = {"ucr/": (load, "UCR archive: bundled sets, or any set under $XFERLAB_UCR_DIR / data.ucr_dir")}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from xferlab.catalog import DATASETS
-from xferlab.jobs.common import ensure_pretrained, write_confusion
+from xferlab.jobs.common import write_confusion
 from xferlab.spec import Instance
 
 HINT = "pretrain it with `xferlab run experiments/synth/orthogonal.yaml` (or the spec that registers it)"
@@ -45,50 +45,42 @@ def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
 
 
 def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any]:
-    """(trained model, orthogonal model or None), with init.from applied."""
+    """(trained model, orthogonal model or None), with init.from applied. Both registered
+    models were planned by the runner (the kind's prerequisites) before this run opened."""
     from xferlab.at.init import init_from_state
     from xferlab.at.vgg import build_vgg
 
-    model = build_vgg(instance.get("model.width"), n_classes, seed=instance.seed)
-    init_ref = instance.get("init.from")
-    if init_ref:
-        ensure_registered(instance, run, init_ref)
-        report = init_from_state(model, load_registered(init_ref, run, "init", instance.seed))
+    cfg = instance.cfg
+    model = build_vgg(cfg.model.width, n_classes, seed=instance.seed)
+    init, at = sections(cfg)
+    if init is not None and init.from_:
+        report = init_from_state(model, load_registered(init.from_, run, "init", instance.seed))
         run.set_tags({"xferlab.init_loaded_tensors": report.loaded})
-    orth = None
-    if instance.get("at.enabled"):
-        if not instance.get("at.orthogonal"):
-            from xferlab.errors import UserError
-
-            raise UserError("at.enabled is true but at.orthogonal names no model: set at.orthogonal=<registered name>")
-        ensure_registered(instance, run, instance.get("at.orthogonal"))
-        orth = load_registered(instance.get("at.orthogonal"), run, "orthogonal", instance.seed)
+    orth = load_registered(at.orthogonal, run, "orthogonal", instance.seed) if at is not None and at.enabled else None
     return model, orth
 
 
-def ensure_registered(instance: Instance, run: Any, name: str) -> None:
-    """Run ``at.pretrain`` first when the model ``name`` is not registered yet."""
-    from xferlab import tracking
-
-    pretrain = instance.get("at.pretrain")
-    if pretrain and not name.startswith("models:/") and not tracking.model_exists(name):
-        ensure_pretrained(pretrain, instance, run.run_id)
+def sections(cfg: Any) -> tuple[Any, Any]:
+    """(init, at) sections of an ``at`` config; (None, None) for ``pretrain_at``, which
+    trains plainly."""
+    return getattr(cfg, "init", None), getattr(cfg, "at", None)
 
 
 def run(instance: Instance, run: Any) -> dict[str, float]:
     """Train (baseline / weight-init / AT), log per-epoch and final metrics and figures."""
     from xferlab.at.train import train_at
 
+    cfg = instance.cfg
     task = DATASETS.create(instance.dataset, instance.config["data"])
-    data = spectrogram_splits(task, instance.get("data.segment_s"))
+    data = spectrogram_splits(task, cfg.data.segment_s)
     model, orth = build_models(instance, run, task.n_classes)
     at_cfg = None
-    if instance.get("at.enabled"):  # the loss settings; the model names were resolved above
+    if condition(cfg) in ("at", "dual_at"):  # the loss settings; the model names were resolved above
         at_cfg = {k: v for k, v in instance.config["at"].items() if k not in ("orthogonal", "pretrain")}
-    t = instance.config["train"]
-    run.set_tags({"xferlab.condition": condition(instance), "xferlab.n_classes": task.n_classes})
-    result = train_at(model, data["train"], data["val"], data["test"], epochs=t["epochs"], lr=t["lr"],
-                      batch_size=t["batch_size"], patience=t["patience"], seed=instance.seed,
+    t = cfg.train
+    run.set_tags({"xferlab.condition": condition(cfg), "xferlab.n_classes": task.n_classes})
+    result = train_at(model, data["train"], data["val"], data["test"], epochs=t.epochs, lr=t.lr,
+                      batch_size=t.batch_size, patience=t.patience, seed=instance.seed,
                       orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch)
     metrics = final_metrics(result)
     run.log_metrics(metrics)
@@ -97,7 +89,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     y_true, y_pred = result.predictions["test"]
     write_confusion(confusion_matrix(y_true, y_pred, labels=range(task.n_classes)), task.classes,
                     run.artifact_dir, f"{task.name}: test confusion")
-    plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task.name} ({condition(instance)})")
+    plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task.name} ({condition(cfg)})")
     maybe_register(instance, run, result.model, task, metrics)
     return metrics
 
@@ -111,23 +103,25 @@ def final_metrics(result: Any) -> dict[str, float]:
     return metrics
 
 
-def condition(instance: Instance) -> str:
-    """baseline | weight_init | at | dual_at: what the report groups by."""
-    at, init = instance.get("at.enabled"), instance.get("init.from")
+def condition(cfg: Any) -> str:
+    """baseline | weight_init | at | dual_at: what the report groups by (pretrain_at: baseline)."""
+    init_, at_ = sections(cfg)
+    at, init = at_ is not None and at_.enabled, init_ is not None and init_.from_
     if at:
         return "dual_at" if init else "at"
     return "weight_init" if init else "baseline"
 
 
 def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics: dict[str, float]) -> None:
-    name = instance.get("model.register_as")
-    if instance.kind == "pretrain_at" and not name:
-        name = "ortho-" + instance.dataset.split("/")[-1]
+    """Register the trained model under the name its kind says (none: nothing to do)."""
+    from xferlab.kinds import get_kind
+
+    name = get_kind(instance.kind).registers(instance)
     if not name:
         return
     from xferlab import tracking
 
-    config = {"width": instance.get("model.width"), "n_classes": task.n_classes, "classes": task.classes,
+    config = {"width": instance.cfg.model.width, "n_classes": task.n_classes, "classes": task.classes,
               "task": instance.dataset}
     version = tracking.register_torch_state(model.state_dict(), config, name, run,
                                             metric=metrics["best_val_accuracy"], metric_name="val_accuracy")

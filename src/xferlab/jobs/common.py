@@ -6,25 +6,6 @@ from typing import Sequence
 
 import numpy as np
 
-from xferlab.spec import Instance
-
-
-def ensure_pretrained(spec: str, instance: Instance, parent_run_id: str) -> None:
-    """Run a pretraining spec (runs of its own, children of this one) so that the model an
-    instance needs exists. ``spec`` is relative to the instance's spec file or the cwd."""
-    from xferlab.errors import UserError
-    from xferlab.runner import run_one
-    from xferlab.spec import load_spec
-
-    beside = Path(instance.spec_path).parent / spec
-    path = beside if beside.is_file() else Path(spec)
-    print(f"  the model is not registered yet: running {path} first", flush=True)
-    for inst in load_spec(path).instances:
-        outcome = run_one(inst, parent_run_id=parent_run_id, role="pretrain")
-        if outcome.status != "FINISHED":
-            raise UserError(f"pretraining with {path} failed: {outcome.error}")
-
-
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) with ``fraction`` of each class held out (at least one per class
     that has two or more examples), so tiny UCR training sets keep every class in both."""

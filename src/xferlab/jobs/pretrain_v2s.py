@@ -19,10 +19,6 @@ from xferlab.spec import Instance
 SAMPLE_CLIPS = 256
 
 
-def registered_name(instance: Instance) -> str:
-    return instance.get("model.register_as") or instance.get("model.arch")
-
-
 def save_source_sample(task: Any, out: Any, seed: int) -> None:
     """Up to SAMPLE_CLIPS test clips as int16 (small, exact enough for logits)."""
     x = task.x["test"]
@@ -33,25 +29,27 @@ def save_source_sample(task: Any, out: Any, seed: int) -> None:
 
 def run(instance: Instance, run: Any) -> dict[str, float]:
     from xferlab import tracking
+    from xferlab.kinds import get_kind
     from xferlab.v2s.figures import plot_training_curves
     from xferlab.v2s.models import build_source_model
     from xferlab.v2s.pretrain import pretrain_source
 
+    cfg = instance.cfg
     task = DATASETS.create(instance.dataset, instance.config["data"])
-    t = instance.config["train"]
-    model = build_source_model(instance.get("model.arch"), task.n_classes)
+    t = cfg.train
+    model = build_source_model(cfg.model.arch, task.n_classes)
     result = pretrain_source(model, task.x["train"], task.y["train"], task.x["val"], task.y["val"],
-                             task.x["test"], task.y["test"], epochs=t["epochs"], batch_size=t["batch_size"],
-                             lr=t["lr"], seed=instance.seed, augment=t["augment"],
-                             lr_schedule=t["lr_schedule"], on_epoch=run.log_epoch)
+                             task.x["test"], task.y["test"], epochs=t.epochs, batch_size=t.batch_size,
+                             lr=t.lr, seed=instance.seed, augment=t.augment,
+                             lr_schedule=t.lr_schedule, on_epoch=run.log_epoch)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["n_params"] = float(model.count_params())
     run.log_metrics(metrics)
     out = run.artifact_dir
     (out / "labels.json").write_text(json.dumps(task.classes))
     save_source_sample(task, out, instance.seed)
-    plot_training_curves(result.history, out / "curves.png", title=f"{instance.get('model.arch')} on {task.name}")
-    name = registered_name(instance)
+    plot_training_curves(result.history, out / "curves.png", title=f"{cfg.model.arch} on {task.name}")
+    name = get_kind(instance.kind).registers(instance)
     version = tracking.register_keras_model(model, name, run, metric=metrics["best_val_accuracy"],
                                             metric_name="val_accuracy")
     run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version,

@@ -38,3 +38,9 @@ def log_experiment_summary(instance: Instance) -> str | None:
         write_experiment_xlsx(runs, run.artifact_dir / SPREADSHEET, f"experiment {instance.spec_name}")
         instance_rows(runs).to_csv(run.artifact_dir / "experiment.csv", index=False)
         return run.run_id
+
+
+def after_grid(instance: Instance) -> str | None:
+    """The ``at`` kind's after-grid step: the summary run, and a line saying where it is."""
+    run_id = log_experiment_summary(instance)
+    return f"summary run {run_id}: the experiment's spreadsheet ({SPREADSHEET})" if run_id else None

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from xferlab.catalog import DATASETS
-from xferlab.jobs.common import ensure_pretrained, stratified_holdout, write_confusion
+from xferlab.jobs.common import stratified_holdout, write_confusion
 from xferlab.spec import Instance
 
 SOURCE_SAMPLE = "source_sample.npz"  # speech clips logged by pretraining, for the SWD
@@ -18,14 +18,12 @@ def pretrain_hint(source: str) -> str:
 
 
 def load_source(instance: Instance, run: Any) -> Any:
-    """The frozen AM named by ``model.source``; pretrains it first when the spec says how."""
+    """The frozen AM named by ``model.source`` (pretrained by the runner first when the spec
+    names a ``model.pretrain`` spec and the model was missing)."""
     from xferlab import tracking
     from xferlab.v2s import models  # noqa: F401  (registers kapre's and our layers for loading)
 
-    source = instance.get("model.source")
-    pretrain_spec = instance.get("model.pretrain")
-    if pretrain_spec and not source.startswith("models:/") and not tracking.model_exists(source):
-        ensure_pretrained(pretrain_spec, instance, run.run_id)
+    source = instance.cfg.model.source
     am, ref = tracking.load_keras_model(source, hint=pretrain_hint(source))
     tracking.record_lineage(run, ref)
     return am, ref
@@ -34,56 +32,57 @@ def load_source(instance: Instance, run: Any) -> Any:
 def split_validation(instance: Instance, ds: Any) -> tuple[tuple, tuple]:
     """(train, val) by ``train.val_mode``: paper = UCR test split as validation (the
     authors' script), holdout = a stratified part of the training split."""
-    if instance.get("train.val_mode") == "paper":
+    t = instance.cfg.train
+    if t.val_mode == "paper":
         return (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
-    train_idx, val_idx = stratified_holdout(ds.y_train, instance.get("train.val_fraction"), instance.seed)
+    train_idx, val_idx = stratified_holdout(ds.y_train, t.val_fraction, instance.seed)
     return (ds.x_train[train_idx], ds.y_train[train_idx]), (ds.x_train[val_idx], ds.y_train[val_idx])
 
 
 def build_model(instance: Instance, am: Any, ds: Any, train: tuple) -> Any:
     from xferlab.v2s.reprogram import build_tf_a, build_v2s
 
-    m = instance.config["model"]
-    if m["method"] == "tf_a":
+    m = instance.cfg.model
+    if m.method == "tf_a":
         return build_tf_a(am, ds.n_classes, ds.length, seed=instance.seed)
-    return build_v2s(am, ds.n_classes, ds.length, seg=m["seg"], mapping=m["mapping"],
-                     mapping_kind=m["mapping_kind"], dropout=m["dropout"], l2=m["l2"], mask=m["mask"],
-                     seed=instance.seed, x_train=train[0], y_train=train[1])
+    return build_v2s(am, ds.n_classes, ds.length, seg=m.seg, mapping=m.mapping, mapping_kind=m.mapping_kind,
+                     dropout=m.dropout, l2=m.l2, mask=m.mask, seed=instance.seed, x_train=train[0], y_train=train[1])
 
 
 def swd_function(instance: Instance, model: Any, ref: Any, x_target: np.ndarray) -> Any:
     """Per-epoch SWD between source speech and reprogrammed target logits, when asked for."""
-    if not instance.get("analysis.swd") or instance.get("model.method") != "v2s":
+    cfg = instance.cfg
+    if not cfg.analysis.swd or cfg.model.method != "v2s":
         return None
     from xferlab import tracking
     from xferlab.v2s.analysis import make_swd_fn
 
     with np.load(tracking.download_artifact(ref.run_id, SOURCE_SAMPLE)) as sample:
         speech = sample["x"].astype(np.float32) / 32767.0
-    return make_swd_fn(model, speech, x_target, instance.get("analysis.swd_projections"), instance.seed)
+    return make_swd_fn(model, speech, x_target, cfg.analysis.swd_projections, instance.seed)
 
 
 def run(instance: Instance, run: Any) -> dict[str, float]:
     """Train, log per-epoch metrics, then the final metrics and the paper's figures."""
+    cfg = instance.cfg
     ds = DATASETS.create(instance.dataset, instance.config["data"])
     am, ref = load_source(instance, run)
     train, val = split_validation(instance, ds)
     model = build_model(instance, am, ds, train)
-    run.set_tags({"xferlab.val_mode": instance.get("train.val_mode"),
-                  "xferlab.method": instance.get("model.method"),
+    run.set_tags({"xferlab.val_mode": cfg.train.val_mode, "xferlab.method": cfg.model.method,
                   "xferlab.n_classes": ds.n_classes})
     from xferlab.v2s.train import train_v2s
 
-    t = instance.config["train"]
-    result = train_v2s(model, *train, *val, ds.x_test, ds.y_test, epochs=t["epochs"], batch_size=t["batch_size"],
-                       lr=t["lr"], decay=t["lr_decay"], seed=instance.seed, on_epoch=run.log_epoch,
+    t = cfg.train
+    result = train_v2s(model, *train, *val, ds.x_test, ds.y_test, epochs=t.epochs, batch_size=t.batch_size,
+                       lr=t.lr, decay=t.lr_decay, seed=instance.seed, on_epoch=run.log_epoch,
                        swd_fn=swd_function(instance, model, ref, ds.x_train))
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["mpce"] = metrics.get("test_mpce_term", float("nan"))
     run.log_metrics(metrics)
     write_confusion(result.confusion, [str(label) for label in ds.labels], run.artifact_dir,
                     f"{ds.name}: test confusion")
-    if instance.get("analysis.figures"):
+    if cfg.analysis.figures:
         write_figures(instance, model, ds, result, run.artifact_dir)
     return metrics
 
@@ -92,10 +91,11 @@ def write_figures(instance: Instance, model: Any, ds: Any, result: Any, out: Any
     """Figure 3 (curves), Figure 4 (CAM panel) and Figure 5 (t-SNE) of this run."""
     from xferlab.v2s import analysis, figures
 
-    split = "test (as validation)" if instance.get("train.val_mode") == "paper" else "val"
-    title = f"{ds.name} {instance.get('model.method')} seed {instance.seed}"
+    cfg = instance.cfg
+    split = "test (as validation)" if cfg.train.val_mode == "paper" else "val"
+    title = f"{ds.name} {cfg.model.method} seed {instance.seed}"
     figures.plot_training_curves(result.history, out / "fig3_curves.png", title=title, split=split)
-    if instance.get("model.method") != "v2s":
+    if cfg.model.method != "v2s":
         return
     figures.plot_cam_panel(analysis.cam_analysis(model, ds.x_test[0]), out / "fig4_cam.png",
                            title=f"{ds.name}: reprogrammed test sample 0 (true class {ds.y_test[0]})")

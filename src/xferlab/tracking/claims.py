@@ -6,8 +6,8 @@ on every store (sqlite, PostgreSQL, an ``mlflow server``):
 
 1. the run is created RUNNING with tag ``xferlab.claim=pending``;
 2. the active runs of the same spec hash are listed;
-3. another FINISHED run (unless ``--force``) or a live RUNNING one that won its claim (or
-   predates claims) means the instance is taken: this run is deleted, the instance skipped;
+3. another FINISHED run of the same role (unless ``--force``) or a live RUNNING one that
+   won its claim (or predates claims) means the instance is taken: this run is deleted, the instance skipped;
 4. another live *pending* claim means a race: both delete their runs, back off for a random
    time and try again;
 5. otherwise the claim is won (tag ``won``) and training starts.
@@ -52,10 +52,12 @@ def hold(run: Any, role: str, count_finished: bool = True) -> None:
     ``count_finished=False`` (``--force``) ignores FINISHED runs: only live claims block.
     """
     instance = run.instance
-    query = f"tags.`xferlab.spec_hash` = {queries.quote(instance.hash)}"
     contender = None
     now = time.time()
-    for other in queries.iter_runs(query, instance.experiment):
+    others = (other for spec_hash in instance.hashes  # a run from before a hash scheme change counts too
+              for other in queries.iter_runs(f"tags.`xferlab.spec_hash` = {queries.quote(spec_hash)}",
+                                             instance.experiment))
+    for other in others:
         if other.info.run_id == run.run_id:
             continue
         verdict = _judge(other, role, count_finished, now)
@@ -71,9 +73,11 @@ def hold(run: Any, role: str, count_finished: bool = True) -> None:
 def _judge(other: Run, role: str | None, count_finished: bool, now: float) -> str | None:
     """taken | pending | None (no obstacle) for another run of the same instance."""
     status, tags = other.info.status, other.data.tags
+    if tags.get("xferlab.role", "final") != role:  # a trial or a pretraining never stands in for a final run
+        return None
     if status == "FINISHED":
         return "taken" if count_finished else None
-    if status != "RUNNING" or tags.get("xferlab.role") != role:
+    if status != "RUNNING":
         return None
     if tags.get(CLAIM_TAG) == PENDING:
         fresh = now - (other.info.start_time or 0) / 1000.0 < PENDING_TIMEOUT_S

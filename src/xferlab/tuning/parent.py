@@ -17,13 +17,6 @@ from xferlab.tuning import study as studies_
 from xferlab.tuning.storage import StorageRef
 from xferlab.tuning.studyspec import StudySpec
 
-# kind -> (model name key, spec that pretrains it, key that must be true for it to matter)
-DEPENDENCIES: dict[str, list[tuple[str, str, str | None]]] = {
-    "at": [("at.orthogonal", "at.pretrain", "at.enabled")],
-    "v2s": [("model.source", "model.pretrain", None)],
-}
-
-
 def ensure_parent(study: Any, spec: StudySpec, ref: StorageRef, created: bool) -> str:
     """The parent run id of ``study`` (created, or found and reopened)."""
     from xferlab.tracking import studies
@@ -87,13 +80,11 @@ def study_params(spec: StudySpec) -> dict[str, Any]:
 
 
 def prepare(instance: Instance, parent_run_id: str) -> None:
-    """Pretrain (once, before any worker starts) the registered models the trials load."""
-    from xferlab import tracking
-    from xferlab.jobs.common import ensure_pretrained
+    """Pretrain (once, before any worker starts) the registered models the trials load:
+    the runner's prerequisite plan, as for ``xferlab run`` (children of the study's run)."""
+    from xferlab.runner import run_prerequisites
 
-    for name_key, pretrain_key, enabled_key in DEPENDENCIES.get(instance.kind, []):
-        name, pretrain = instance.get(name_key), instance.get(pretrain_key)
-        if enabled_key and not instance.get(enabled_key):
-            continue
-        if name and pretrain and not str(name).startswith("models:/") and not tracking.model_exists(name):
-            ensure_pretrained(pretrain, instance, parent_run_id)
+    failed = run_prerequisites([instance], parent_run_id)
+    if failed:
+        model, reason = next(iter(failed.items()))
+        raise RuntimeError(f"the trials need {model}, which could not be pretrained: {reason}")

@@ -1,0 +1,88 @@
+"""The ``at`` kind: VGG16 on spectrograms: baseline, weight-init or anti-transfer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Optional
+
+from xferlab.errors import UserError
+from xferlab.kinds import Kind, Prerequisite, model_ref
+from xferlab.schema import Data, Train
+
+if TYPE_CHECKING:
+    from xferlab.spec import Instance
+
+
+@dataclass(frozen=True)
+class ATModel:
+    width: float = 0.125  # VGG16 channel multiplier; 1.0 = the paper
+    register_as: Optional[str] = None  # register the trained model (orthogonal / dual AT)
+
+
+@dataclass(frozen=True)
+class AT:
+    enabled: bool = False
+    orthogonal: Optional[str] = None  # registered model name or models:/ URI
+    layer: int = 4  # conv layer 1..13 (conv tap mode)
+    tap: Literal["conv", "paper"] = "conv"
+    beta: float = 1.0
+    aggregation: Literal["none", "mean", "sum", "max", "product", "gram", "pairwise",
+                         "stochastic_pairwise"] = "gram"
+    distance: Literal["cos_squared", "mse_sigmoid"] = "cos_squared"
+    gram: Literal["batch", "sample"] = "batch"
+    pretrain: Optional[str] = None  # spec to run first when `orthogonal` is not registered yet
+
+
+@dataclass(frozen=True)
+class Init:
+    from_: Optional[str] = field(default=None, metadata={"key": "from"})
+
+
+@dataclass(frozen=True)
+class ATTrain(Train):
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 5e-5
+    patience: Optional[int] = 5
+
+
+@dataclass(frozen=True)
+class ATSpec:
+    data: Data = field(default_factory=lambda: Data(dataset="synth/style_speakersplit"))
+    model: ATModel = field(default_factory=ATModel)
+    at: AT = field(default_factory=AT)
+    init: Init = field(default_factory=Init)
+    train: ATTrain = field(default_factory=ATTrain)
+
+
+def check_layer(cfg: ATSpec) -> None:
+    """at.layer must name a tap of its mode: conv 1..13 (after the ReLU), paper 0..12."""
+    low, high = (1, 13) if cfg.at.tap == "conv" else (0, 12)
+    if not low <= cfg.at.layer <= high:
+        raise UserError(f"at.layer={cfg.at.layer} is out of range for tap mode {cfg.at.tap!r}: use {low}..{high}")
+
+
+def check_orthogonal(cfg: ATSpec) -> None:
+    if cfg.at.enabled and not cfg.at.orthogonal:
+        raise UserError("at.enabled is true but at.orthogonal names no model: set at.orthogonal=<registered name>")
+
+
+def needs(cfg: ATSpec) -> list[Prerequisite]:
+    """The weight-init model and the orthogonal model, when ``at.pretrain`` says how to train them."""
+    out = []
+    if cfg.at.pretrain and model_ref(cfg.init.from_):
+        out.append(Prerequisite(cfg.init.from_, cfg.at.pretrain, "init.from"))
+    if cfg.at.pretrain and cfg.at.enabled and model_ref(cfg.at.orthogonal):
+        out.append(Prerequisite(cfg.at.orthogonal, cfg.at.pretrain, "at.orthogonal"))
+    return out
+
+
+def registers(instance: "Instance") -> Optional[str]:
+    """``model.register_as`` (dual AT: the first model of the pair)."""
+    cfg: ATSpec = instance.cfg
+    return cfg.model.register_as
+
+
+KIND = Kind(name="at", help="VGG16 on spectrograms: baseline, weight-init or anti-transfer", schema=ATSpec,
+            paper="antitransfer", experiment="antitransfer", job="xferlab.jobs.at:run",
+            checks=(check_layer, check_orthogonal), needs=needs, registers=registers,
+            after_grid="xferlab.jobs.summary:after_grid")
