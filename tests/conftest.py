@@ -34,3 +34,35 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600)
     """``python -m xferlab ARGS`` in ``cwd``; output captured as text."""
     return subprocess.run([sys.executable, "-m", "xferlab", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def run_cli_together(commands: list[list[str]], cwd: Path, env: dict[str, str],
+                     timeout: int = 900) -> list[subprocess.CompletedProcess]:
+    """Several ``python -m xferlab`` commands at once on one store (as several users or
+    machines would): their start-ups (TensorFlow, PyTorch, MLflow imports) overlap."""
+    procs = [subprocess.Popen([sys.executable, "-m", "xferlab", *args], cwd=cwd, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in commands]
+    done = []
+    for args, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return done
+
+
+# The smoke specs as a new user first runs them, from an empty store: the V2S one tagged
+# as Table 2 so that the report tests can build on the same store.
+SMOKE_RUNS = {"v2s": ["--set", "table=v2s_table2"], "at": []}
+
+
+@pytest.fixture(scope="session")
+def smoke_store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, dict[str, str], dict]:
+    """One store where the smoke V2S and AT specs ran from empty through the CLI, at the
+    same time (each pretrains its tiny model first). tests/e2e/test_smoke_runs.py inspects
+    it and tests/e2e/test_report.py adds its runs to it, so each pays the frameworks'
+    start-up and the tiny pretraining once. Returns (workdir, env, {spec: completed process})."""
+    workdir, env = tmp_path_factory.mktemp("smoke"), fresh_env(cache_dir)
+    commands = [["run", str(ROOT / f"experiments/smoke/{name}.yaml"), *args] for name, args in SMOKE_RUNS.items()]
+    outs = dict(zip(SMOKE_RUNS, run_cli_together(commands, workdir, env)))
+    for out in outs.values():
+        assert out.returncode == 0, out.stdout + out.stderr
+    return workdir, env, outs

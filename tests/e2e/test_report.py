@@ -1,6 +1,6 @@
 """``xferlab report`` end to end: smoke runs through the CLI, then the report over them.
 
-One module-scoped store holds: the smoke V2S spec retagged as Table 2
+One store (the session's smoke store, tests/conftest.py) holds: the smoke V2S spec retagged as Table 2
 (``--set table=v2s_table2``), a second run of the same cell with another configuration
 (1 epoch: it must be flagged), two dropout settings as the D.2 table with ``select`` (the
 report must keep the one with the lower validation loss), and the smoke AT spec. The report must
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, fresh_env, run_cli
+from tests.conftest import ROOT, fresh_env, run_cli, run_cli_together
 
 pytestmark = pytest.mark.timeout(1800)  # three CLI runs (TF and torch start-up, tiny training) set the store up
 
@@ -29,16 +29,15 @@ FIGURES = ("v2s_fig3", "v2s_fig4", "v2s_fig5", "at_boost", "at_per_layer", "at_p
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, dict[str, str]]:
-    workdir, env = tmp_path_factory.mktemp("report"), fresh_env(cache_dir)
-    runs = [["experiments/smoke/v2s.yaml", "--set", "table=v2s_table2"],
-            ["experiments/smoke/v2s.yaml", "--set", "table=v2s_table2", "--set", "train.epochs=1",
+def store(smoke_store) -> tuple[Path, dict[str, str]]:
+    """The session's smoke store (smoke V2S as Table 2, smoke AT) plus two V2S runs of
+    its own, started together."""
+    workdir, env, _ = smoke_store
+    runs = [["experiments/smoke/v2s.yaml", "--set", "table=v2s_table2", "--set", "train.epochs=1",
              "--set", "analysis.figures=false", "--set", "analysis.swd=false"],
             ["experiments/smoke/v2s.yaml", "--set", "table=v2s_mapping", "--set", "select=[model.dropout]",
-             "--set", "grid.model.dropout=[0.0, 0.5]", "--set", "analysis.figures=false", "--set", "analysis.swd=false"],
-            ["experiments/smoke/at.yaml"]]
-    for spec, *overrides in runs:
-        out = run_cli(["run", str(ROOT / spec), *overrides], workdir, env)
+             "--set", "grid.model.dropout=[0.0, 0.5]", "--set", "analysis.figures=false", "--set", "analysis.swd=false"]]
+    for out in run_cli_together([["run", str(ROOT / spec), *overrides] for spec, *overrides in runs], workdir, env):
         assert out.returncode == 0, out.stdout + out.stderr
     return workdir, env
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, fresh_env, run_cli
+from tests.conftest import ROOT, fresh_env, run_cli, run_cli_together
 from tests.e2e.test_tune import finish, start_cli
 
 GRID = f"""\
@@ -67,9 +67,9 @@ def test_two_processes_share_a_grid_on_a_fresh_sqlite_store(grid):
 
 def test_skip_and_force(grid):
     workdir, env, uri = grid
-    again = run_cli(["run", str(workdir / "grid.yaml")], workdir, env)
+    again, forced = run_cli_together([["run", str(workdir / "grid.yaml")],  # at once: neither waits for the other
+                                      ["run", str(workdir / "grid.yaml"), "--force", "--set", "seeds=[0]"]], workdir, env)
     assert again.returncode == 0 and "3 already finished, 0 to run" in again.stdout
-    forced = run_cli(["run", str(workdir / "grid.yaml"), "--force", "--set", "seeds=[0]"], workdir, env)
     assert forced.returncode == 0 and "0 already finished, 1 to run" in forced.stdout, forced.stdout
     counts = sorted(len(rs) for rs in runs_by_hash(uri).values())
     assert counts == [1, 1, 2]

@@ -1,7 +1,9 @@
 """The smoke specs through the CLI on an empty store: what a new user sees first.
 
 Each spec pretrains its tiny source/orthogonal model when missing, trains for 2 epochs and
-must leave FINISHED runs with the design's tags, per-epoch metrics and artifacts.
+must leave FINISHED runs with the design's tags, per-epoch metrics and artifacts. The
+store is the session's ``smoke_store`` (tests/conftest.py), where both specs ran from
+empty; the report tests add runs of their own to it, so the runs are picked by tag.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, SMOKE_RUNS, run_cli
 
 TAGS = ("xferlab.paper", "xferlab.spec", "xferlab.spec_hash", "xferlab.cell", "xferlab.seed", "xferlab.role",
         "xferlab.dataset", "xferlab.git_commit")
@@ -44,24 +46,28 @@ def check_common(client: MlflowClient, run, epochs: int = 2) -> None:
     assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
 
 
-@pytest.fixture(scope="module")
-def v2s_dir(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, dict[str, str]]:
-    """A store where the smoke V2S spec ran once (the tests below inspect and reuse it)."""
-    from tests.conftest import fresh_env
+SMOKE_V2S = ["run", str(ROOT / "experiments/smoke/v2s.yaml"), *SMOKE_RUNS["v2s"]]
 
-    workdir, env = tmp_path_factory.mktemp("smoke-v2s"), fresh_env(cache_dir)
-    out = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml")], workdir, env)
-    assert out.returncode == 0, out.stdout + out.stderr
+
+@pytest.fixture(scope="module")
+def v2s_dir(smoke_store) -> tuple[Path, dict[str, str]]:
+    workdir, env, _ = smoke_store
     return workdir, env
+
+
+def smoke_v2s_runs(client: MlflowClient) -> list:
+    """The FINISHED runs of the smoke V2S spec as the session ran it (2 epochs, Table 2 tag)."""
+    return [r for r in finished_runs(client, "v2s") if r.data.tags.get("xferlab.table") == "v2s_table2"
+            and r.data.params.get("train.epochs") == "2"]
 
 
 def test_smoke_v2s_from_empty_store(v2s_dir):
     workdir, env = v2s_dir
     client = client_for(workdir)
-    [source] = finished_runs(client, "sources")
+    [source] = [r for r in finished_runs(client, "sources") if r.data.tags["xferlab.kind"] == "pretrain_v2s"]
     assert source.data.tags["xferlab.role"] == "pretrain"
     assert str(client.get_model_version_by_alias("attrnn_tiny", "champion").version) == "1"
-    [run] = finished_runs(client, "v2s")
+    [run] = smoke_v2s_runs(client)
     check_common(client, run)
     assert run.data.tags["xferlab.source_model"] == "attrnn_tiny"
     assert run.data.tags["xferlab.source_version"] == "1"
@@ -74,32 +80,38 @@ def test_smoke_v2s_from_empty_store(v2s_dir):
 
 def test_second_run_skips_finished_instance(v2s_dir):
     workdir, env = v2s_dir
-    again = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml")], workdir, env)
+    before = len(finished_runs(client_for(workdir), "v2s"))
+    again = run_cli(SMOKE_V2S, workdir, env)
     assert again.returncode == 0 and "1 already finished, 0 to run" in again.stdout
-    assert len(finished_runs(client_for(workdir), "v2s")) == 1
+    assert len(finished_runs(client_for(workdir), "v2s")) == before
+    assert len(smoke_v2s_runs(client_for(workdir))) == 1
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.source=no_such_model", "no registered model"),
-    ("model.seg=99", "seg"),
-])
-def test_bad_v2s_settings_fail_cleanly(v2s_dir, override: str, message: str):
+BAD = {"model.source=no_such_model": "no registered model", "model.seg=99": "seg"}
+
+
+def test_bad_v2s_settings_fail_cleanly(v2s_dir):
+    """Each bad setting (run together, as two users might) exits 2 with a one-line reason
+    naming it; its run is FAILED with a traceback and nothing new is FINISHED."""
+    from tests.conftest import run_cli_together
+
     workdir, env = v2s_dir
-    out = run_cli(["run", str(ROOT / "experiments/smoke/v2s.yaml"), "--set", override, "--set", "model.pretrain=null"],
-                  workdir, env)
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert message in out.stderr.strip().splitlines()[-1]
+    before = len(finished_runs(client_for(workdir), "v2s"))
+    commands = [[*SMOKE_V2S, "--set", override, "--set", "model.pretrain=null"] for override in BAD]
+    for out, message in zip(run_cli_together(commands, workdir, env), BAD.values()):
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert message in out.stderr.strip().splitlines()[-1]
     client = client_for(workdir)
-    assert len(finished_runs(client, "v2s")) == 1  # only the smoke run
+    assert len(finished_runs(client, "v2s")) == before  # nothing FINISHED
     failed = [r for r in client.search_runs([client.get_experiment_by_name("v2s").experiment_id])
               if r.info.status == "FAILED"]
-    assert failed and all("traceback.txt" in artifact_names(client, r.info.run_id) for r in failed)
+    assert len(failed) >= len(BAD) and all("traceback.txt" in artifact_names(client, r.info.run_id) for r in failed)
 
 
-def test_smoke_at_from_empty_store(tmp_path: Path, cli_env: dict[str, str]):
-    out = run_cli(["run", str(ROOT / "experiments/smoke/at.yaml")], tmp_path, cli_env)
-    assert out.returncode == 0, out.stdout + out.stderr
-    client = client_for(tmp_path)
+def test_smoke_at_from_empty_store(smoke_store, tmp_path: Path):
+    workdir, _, outs = smoke_store
+    out = outs["at"]
+    client = client_for(workdir)
     finished = finished_runs(client, "antitransfer")
     [summary] = [r for r in finished if r.data.tags["xferlab.role"] == "summary"]
     runs = {r.data.tags["xferlab.cell"]: r for r in finished if r is not summary}

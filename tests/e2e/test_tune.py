@@ -178,9 +178,10 @@ def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned):
 
 def test_study_resumed_after_its_worker_was_killed(tuned):
     workdir, env, _, client = tuned
-    args = ["tune", STUDY, "--n-trials", "1", "--set", "study=killed", *CHEAP]
+    slower = ["--set", "train.epochs=8", "--set", "data.max_items=32"]  # a trial outlives the wait below
+    args = ["tune", STUDY, "--n-trials", "1", "--set", "study=killed", *slower]
     proc = start_cli(args, workdir, env)
-    victim = wait_for_running_trial(workdir, "killed", proc)
+    victim = wait_for_running_trial(workdir, "killed", proc, client)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     code, out = finish(start_cli(args, workdir, env))
@@ -196,8 +197,10 @@ def test_study_resumed_after_its_worker_was_killed(tuned):
     assert "worker died" in dead.data.tags["xferlab.error"]
 
 
-def wait_for_running_trial(workdir: Path, name: str, proc: subprocess.Popen, timeout: float = 300) -> int:
-    """The number of the first trial that is RUNNING with its MLflow run open."""
+def wait_for_running_trial(workdir: Path, name: str, proc: subprocess.Popen, client: MlflowClient,
+                           timeout: float = 300) -> int:
+    """The number of the first trial that is RUNNING with its MLflow run open (and still
+    RUNNING: polled, not waited for by a fixed sleep that a fast trial may outlast)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[0]
@@ -206,8 +209,11 @@ def wait_for_running_trial(workdir: Path, name: str, proc: subprocess.Popen, tim
         except (KeyError, Exception):  # noqa: BLE001 - the study is not created yet
             trials = []
         running = [t for t in trials if t.state.name == "RUNNING" and "xferlab.pid" in t.user_attrs]
-        if running:
-            time.sleep(3)  # let its MLflow run start
-            return running[0].number
-        time.sleep(1)
+        for trial in running:
+            ids = [e.experiment_id for e in client.search_experiments()]
+            query = (f"tags.`xferlab.trial_number` = '{trial.number}' and attributes.status = 'RUNNING' "
+                     f"and tags.`xferlab.study` = '{name}'")
+            if client.search_runs(ids, query):
+                return trial.number
+        time.sleep(0.2)
     raise AssertionError("no trial started")
