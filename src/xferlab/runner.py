@@ -225,7 +225,7 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
 
     uri = ensure_store()  # create the schema once, before any worker starts
     handle_sigterm()
-    todo, outcomes = plan(instances, force)
+    todo, outcomes = plan(instances, force, role=instances[0].role)
     print(f"{len(instances)} instance(s): {len(outcomes)} already finished, {len(todo)} to run  [{uri}]")
     failed = run_prerequisites(todo) if todo else {}
     blocked = [o for o in (blocked_by(i, failed) for i in todo) if o is not None]
@@ -236,7 +236,7 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
     else:
         for n, inst in enumerate(todo, 1):
             print(f"[{n}/{len(todo)}] {inst.spec_name} {inst.cell} seed={inst.seed}", flush=True)
-            outcomes.append(_report(run_claimed(inst, force)))
+            outcomes.append(_report(run_claimed(inst, force, role=inst.role)))
             if fail_fast and outcomes[-1].status != "FINISHED":
                 break
     print_summary(outcomes)
@@ -269,7 +269,7 @@ def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool, force: bo
     results: list[Outcome] = []
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
     try:
-        futures = [pool.submit(run_claimed, inst, force) for inst in todo]
+        futures = [pool.submit(run_claimed, inst, force, role=inst.role) for inst in todo]
         for future in as_completed(futures):
             results.append(_report(future.result()))
             if fail_fast and results[-1].status != "FINISHED":

@@ -47,7 +47,8 @@ class Train:
 
 
 # Top-level keys every spec may carry besides the kind's sections.
-TOP_KEYS = ("base", "kind", "paper", "table", "experiment", "description", "seed", "seeds", "grid", "select")
+TOP_KEYS = ("base", "kind", "paper", "table", "experiment", "description", "seed", "seeds", "grid", "select", "role")
+SPEC_ROLES = ("final", "smoke")  # `role:` of a spec; smoke runs stay out of the paper tables by default
 
 
 # ---------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ class Instance:
     seed: int
     config: Mapping[str, Any] = field(repr=False)  # resolved nested values, incl. kind and seed
     hash: str = ""
+    role: str = "final"  # the spec's `role:` (final | smoke); not part of the hash: dedup is per role
 
     def flat(self) -> dict[str, Any]:
         return flatten(self.config)
@@ -326,6 +327,9 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
         if key not in schema.TOP_KEYS and key not in {f.name for f in schema.dataclasses.fields(schema_cls)}:
             raise schema.unknown_key_error(key, [*schema.leaf_keys(schema_cls), *schema.TOP_KEYS], str(path))
     name = spec_name(path)
+    role = tree.get("role", "final")
+    if role not in schema.SPEC_ROLES:
+        raise UserError(f"role = {role!r} is not valid in {path}: use {' or '.join(schema.SPEC_ROLES)}")
     cells = grid_cells(tree.get("grid"), schema.leaf_keys(schema_cls))
     instances = []
     for cell in cells:
@@ -334,5 +338,5 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
             instances.append(Instance(
                 spec_name=name, spec_path=str(path), kind=config["kind"], paper=config["paper"],
                 table=config["table"], experiment=config["experiment"], cell=cell_label(cell),
-                seed=seed, config=config, hash=stable_hash(config)))
+                seed=seed, config=config, hash=stable_hash(config), role=role))
     return Spec(name=name, path=str(path), kind=tree["kind"], tree=tree, instances=tuple(instances))

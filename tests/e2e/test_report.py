@@ -174,3 +174,12 @@ def test_unknown_item_is_a_one_line_error(tmp_path: Path, cache_dir: Path):
     assert out.returncode == 2
     assert out.stderr.strip().startswith("xferlab: error: unknown report item 'v2s_tabel2'")
     assert not (tmp_path / "mlflow.db").exists()  # rejected before touching the store
+
+
+def test_smoke_runs_stay_out_of_the_paper_tables_by_default(store):
+    """Issue 13: the smoke specs' runs carry role smoke; a report that does not ask for them
+    (no --role) shows none of them beside the paper's numbers."""
+    workdir, env = store
+    out = run_cli(["report", "v2s_table2", "--out", "default_roles"], workdir, env)
+    assert out.returncode == 0, out.stderr
+    assert any(line.startswith("no runs for V2S Table 2 (") for line in out.stdout.splitlines()), out.stdout

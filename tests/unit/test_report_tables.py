@@ -215,6 +215,30 @@ def test_select_on_validation_keeps_the_lowest_val_loss_setting_per_cell():
     assert set(frames.consistency(kept, ["dataset", "column"])["dataset"]) == {"GunPoint"}
 
 
+def test_selection_is_among_runs_that_asked_for_it_with_held_out_validation():
+    """Issue 13: a run without ``select`` or validated on the test split is never a candidate
+    in a cell that has held-out candidates; it is left out and counted."""
+    sel = {"tags.xferlab.select": "model.dropout", "tags.xferlab.val_mode": "holdout"}
+
+    def run(i: int, dropout: str, val_loss: float, test: float, **extra: object):
+        return v2s_run(i, "Coffee", test, **{**sel, "params.model.dropout": dropout, "metrics.best_val_accuracy": 0.5,
+                                             "metrics.best_val_loss": val_loss, **extra})
+
+    runs = pd.DataFrame([
+        run(1, "0.1", 0.30, 0.80), run(2, "0.4", 0.20, 0.70),
+        run(3, "0.0", 0.01, 0.99, **{"tags.xferlab.val_mode": "paper"}),  # "validation" = test: not a candidate
+        run(4, "0.2", 0.05, 0.95, **{"tags.xferlab.select": ""}),  # did not ask for selection
+        v2s_run(5, "Trace", 0.60, **{**sel, "tags.xferlab.val_mode": "paper", "params.model.dropout": "0.1",
+                                   "metrics.best_val_accuracy": 0.6, "metrics.best_val_loss": 0.3})])
+    kept, chosen = frames.select_on_validation(v2s_tables.prepare(runs), ["dataset", "column"])
+    assert list(kept["run_id"]) == ["r2", "r5"]
+    chosen = chosen.set_index("dataset")
+    assert chosen.loc["Coffee", "chosen"] == "model.dropout=0.4" and chosen.loc["Coffee", "settings"] == 2
+    assert chosen.loc["Coffee", "validation"] == "held out"
+    assert chosen.loc["Coffee", "left_out"] == "1 without select, 1 validated on the test split"
+    assert chosen.loc["Trace", "validation"] == "test split (paper protocol)"  # the faithful mode, labelled
+
+
 def test_select_on_validation_without_select_is_identity(table2_runs):
     kept, chosen = frames.select_on_validation(table2_runs, ["dataset", "column"])
     assert kept is table2_runs and chosen.empty

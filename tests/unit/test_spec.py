@@ -139,3 +139,20 @@ def test_parse_override_reads_yaml_values():
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_override("a=null") == ("a", None)
     assert parse_override("a=") == ("a", "")
+
+
+def test_smoke_specs_carry_the_smoke_role_outside_the_hash(tmp_path: Path):
+    """Issue 13: smoke runs are tagged role smoke (left out of the paper tables by default);
+    the role is not a training setting, so it does not change the hash."""
+    root = Path(__file__).resolve().parents[2] / "experiments" / "smoke"
+    for spec in root.glob("*.yaml"):
+        assert {i.role for i in load_spec(spec).instances} == {"smoke"}, spec.name
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("kind: v2s\ndata: {dataset: ucr/Coffee}\n")
+    smoke = tmp_path / "smoke.yaml"
+    smoke.write_text("role: smoke\nkind: v2s\ndata: {dataset: ucr/Coffee}\n")
+    [a], [b] = load_spec(plain).instances, load_spec(smoke).instances
+    assert (a.role, b.role) == ("final", "smoke") and a.hash == b.hash
+    (tmp_path / "bad.yaml").write_text("role: trial\nkind: v2s\n")
+    with pytest.raises(UserError, match=r"role = 'trial' is not valid .*: use final or smoke"):
+        load_spec(tmp_path / "bad.yaml")

@@ -24,7 +24,7 @@ def log_experiment_summary(instance: Instance) -> str | None:
     from xferlab.report.query import Query, search_frame
     from xferlab.tracking import start_run
 
-    spec_runs = Query((("xferlab.spec", instance.spec_name),))  # FINISHED, role final: what the report counts
+    spec_runs = Query((("xferlab.spec", instance.spec_name),), roles=(instance.role,))  # FINISHED, the spec's role
     runs = search_frame(spec_runs.filter_string(), instance.experiment)
     if runs.empty:
         return None

@@ -18,7 +18,9 @@ from xferlab.report.query import column, metric
 SEED_PARAMS = ("params.seed",)  # the only param allowed to differ inside a cell
 COMMIT_TAG = "tags.xferlab.git_commit"
 SELECT_TAG = "tags.xferlab.select"  # keys chosen on validation (the spec's `select`)
-SELECTION_COLUMNS = ["settings", "chosen", "runs", "val_accuracy", "test_accuracy", "best_test_accuracy"]
+SELECTION_COLUMNS = ["settings", "chosen", "runs", "val_accuracy", "test_accuracy", "best_test_accuracy",
+                     "validation", "left_out"]
+VAL_MODE_TAG = "tags.xferlab.val_mode"  # V2S: holdout | paper (validation = the UCR test split)
 
 
 def stats(values: pd.Series) -> tuple[float, float, int]:
@@ -64,32 +66,48 @@ def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.Dat
     ``best_val_accuracy``). Loss, not accuracy: on a validation split of a few series many
     settings tie on accuracy.
 
-    This is the paper's "hyper-parameters chosen on validation"; whether validation was a
-    held-out split or the test set is the run's ``val_mode``. Returns the kept runs and one
-    row per selected cell: the chosen setting, its validation and test accuracy (means, %)
-    and, for honesty, the best test accuracy any candidate reached (an oracle's choice).
+    Only runs that asked for the selection (``select``) and whose validation is held out
+    from training are candidates. A cell whose only candidates validated on the test split
+    (``val_mode: paper``, the authors' protocol) is selected among those and labelled so in
+    the ``validation`` column. Every other run of a selecting cell is left out of the
+    table and counted in ``left_out`` with the reason. Returns the kept runs and one row
+    per selected cell: the chosen setting, its validation and test accuracy (means, %) and,
+    for honesty, the best test accuracy any candidate reached (an oracle's choice).
     """
-    selecting = column(frame, SELECT_TAG).fillna("").astype(str)
-    if frame.empty or not (selecting != "").any():
+    selecting = column(frame, SELECT_TAG).fillna("").astype(str) != ""
+    if frame.empty or not selecting.any():
         return frame, pd.DataFrame(columns=[*by, *SELECTION_COLUMNS])
     cells = cell_labels(frame, by)
+    on_test = column(frame, VAL_MODE_TAG).fillna("").astype(str) == "paper"
+    held_out_cells = set(cells[selecting & ~on_test])
+    candidate = selecting & (~on_test | ~cells.isin(held_out_cells))  # held out; paper only where nothing else
     runs = pd.DataFrame({"cell": cells, "key": config_key(frame), "val": metric(frame, "best_val_accuracy") * 100,
                          "loss": metric(frame, "best_val_loss"), "test": metric(frame, "test_accuracy") * 100})
-    configs = runs.groupby(["cell", "key"], sort=False).agg(val=("val", "mean"), loss=("loss", "mean"),
-                                                            test=("test", "mean"), runs=("val", "size"))
+    configs = runs[candidate].groupby(["cell", "key"], sort=False).agg(
+        val=("val", "mean"), loss=("loss", "mean"), test=("test", "mean"), runs=("val", "size"))
     configs = configs.reset_index().sort_values(["loss", "val"], ascending=[True, False], na_position="last")
     chosen = configs.drop_duplicates("cell").set_index("cell")
-    in_scope = cells.isin(set(cells[selecting != ""]))
-    keep = ~in_scope | (runs["key"] == cells.map(chosen["key"]))
+    in_scope = cells.isin(set(cells[selecting]))
+    keep = ~in_scope | (candidate & (runs["key"] == cells.map(chosen["key"])))
     rows = []
     for cell, best in chosen.loc[sorted(set(cells[in_scope]))].iterrows():  # cells in name order
-        first = frame.loc[(cells == cell) & (runs["key"] == best["key"])].iloc[0]
+        first = frame.loc[candidate & (cells == cell) & (runs["key"] == best["key"])].iloc[0]
         keys = [k for k in str(first.get(SELECT_TAG) or "").split(",") if k]
+        mine = cells == cell
         rows.append({**{c: first[c] for c in by}, "settings": int((configs["cell"] == cell).sum()),
                      "chosen": ", ".join(f"{k}={first.get(f'params.{k}')}" for k in keys),
                      "runs": int(best["runs"]), "val_accuracy": best["val"], "test_accuracy": best["test"],
-                     "best_test_accuracy": configs.loc[configs["cell"] == cell, "test"].max()})
+                     "best_test_accuracy": configs.loc[configs["cell"] == cell, "test"].max(),
+                     "validation": "held out" if cell in held_out_cells else "test split (paper protocol)",
+                     "left_out": _left_out(int((mine & ~selecting).sum()), int((mine & selecting & ~candidate).sum()))})
     return frame[keep], pd.DataFrame(rows, columns=[*by, *SELECTION_COLUMNS])
+
+
+def _left_out(without_select: int, on_test: int) -> str:
+    """The selection table's note of the runs of a cell that were not candidates."""
+    parts = [f"{without_select} without select"] if without_select else []
+    parts += [f"{on_test} validated on the test split"] if on_test else []
+    return ", ".join(parts) or "none"
 
 
 def majority(cells: pd.Series, values: pd.Series, start: pd.Series) -> pd.Series:
