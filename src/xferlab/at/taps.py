@@ -121,6 +121,8 @@ def dataset_inputs(dataset: Dataset, start: int, stop: int) -> torch.Tensor:
     """Inputs x of items start..stop-1 stacked: (n, T, F) or (n, 1, T, F); items are (x, y, ...)."""
     if isinstance(dataset, TensorDataset):
         return dataset.tensors[0][start:stop]
+    if hasattr(dataset, "inputs"):  # a streamed split (at.streams.ZScoredSplit): one read per chunk
+        return dataset.inputs(start, stop)
     return torch.stack([torch.as_tensor(dataset[i][0]) for i in range(start, stop)])
 
 

@@ -19,17 +19,18 @@ from xferlab.spec import Instance
 HINT = "pretrain it with `xferlab run experiments/synth/orthogonal.yaml` (or the spec that registers it)"
 
 
-def spectrogram_splits(task: Any, seconds: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Clips -> non-overlapping segments -> paper spectrograms (T, 129), z-scored with the
-    training split's global mean and std."""
-    from xferlab.data.features import GlobalZScore, segment_clips, spectrogram
+def spectrogram_splits(instance: Instance) -> tuple[Any, dict[str, Any]]:
+    """Paper spectrograms (T, 129) of non-overlapping segments, from the shared on-disk
+    cache (written by the first instance that needs them), z-scored on read with the
+    training split's global mean and std; (cache, {split: dataset})."""
+    from xferlab.at.streams import ZScoredSplit
+    from xferlab.data.feature_cache import cached_spectrograms
 
-    feats = {}
-    for split in task.x:
-        segs, y, _ = segment_clips(list(task.x[split]), task.y[split], seconds)
-        feats[split] = (spectrogram(segs).numpy(), y)  # (N, T, 129)
-    z = GlobalZScore.fit(feats["train"][0])
-    return {split: (z(x).numpy(), y) for split, (x, y) in feats.items()}
+    data = instance.config["data"]
+    cache, hit = cached_spectrograms(instance.dataset, data, instance.cfg.data.segment_s,
+                                     lambda: DATASETS.create(instance.dataset, data))
+    print(f"  features {'read from' if hit else 'decoded into'} {cache.root}", flush=True)
+    return cache, {name: ZScoredSplit(*cache.split(name), cache.mean, cache.std) for name in cache.splits}
 
 
 def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
@@ -71,14 +72,15 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     from xferlab.at.train import train_at
 
     cfg = instance.cfg
-    task = DATASETS.create(instance.dataset, instance.config["data"])
-    data = spectrogram_splits(task, cfg.data.segment_s)
-    model, orth = build_models(instance, run, task.n_classes)
+    cache, data = spectrogram_splits(instance)
+    task = cache.meta  # name, classes, n_classes: no decoding when the features are cached
+    model, orth = build_models(instance, run, task["n_classes"])
     at_cfg = None
     if condition(cfg) in ("at", "dual_at"):  # the loss settings; the model names were resolved above
         at_cfg = {k: v for k, v in instance.config["at"].items() if k not in ("orthogonal", "pretrain")}
     t = cfg.train
-    run.set_tags({"xferlab.condition": condition(cfg), "xferlab.n_classes": task.n_classes})
+    run.set_tags({"xferlab.condition": condition(cfg), "xferlab.n_classes": task["n_classes"],
+                  "xferlab.feature_cache": cache.root.name})
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t.epochs, lr=t.lr,
                       batch_size=t.batch_size, patience=t.patience, seed=instance.seed,
                       orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch)
@@ -87,9 +89,9 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     from sklearn.metrics import confusion_matrix
 
     y_true, y_pred = result.predictions["test"]
-    write_confusion(confusion_matrix(y_true, y_pred, labels=range(task.n_classes)), task.classes,
-                    run.artifact_dir, f"{task.name}: test confusion")
-    plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task.name} ({condition(cfg)})")
+    write_confusion(confusion_matrix(y_true, y_pred, labels=range(task["n_classes"])), task["classes"],
+                    run.artifact_dir, f"{task['name']}: test confusion")
+    plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task['name']} ({condition(cfg)})")
     maybe_register(instance, run, result.model, task, metrics)
     return metrics
 
@@ -121,7 +123,7 @@ def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics:
         return
     from xferlab import tracking
 
-    config = {"width": instance.cfg.model.width, "n_classes": task.n_classes, "classes": task.classes,
+    config = {"width": instance.cfg.model.width, "n_classes": task["n_classes"], "classes": task["classes"],
               "task": instance.dataset}
     version = tracking.register_torch_state(model.state_dict(), config, name, run,
                                             metric=metrics["best_val_accuracy"], metric_name="val_accuracy")

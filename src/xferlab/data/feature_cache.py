@@ -1,0 +1,142 @@
+"""Decoded spectrogram segments, cached on disk once and shared by a whole grid.
+
+An anti-transfer grid (13 layers x seeds) trains on the same features dozens of times;
+decoding and transforming the audio again for every instance costs more than a short
+training. The first instance (or worker process) that needs a dataset's segments writes
+them here; every later one memory-maps them without decoding.
+
+Layout: ``$XFERLAB_CACHE/features/<key>/`` with ``<split>_x.npy`` (N, T, 129) float32
+(the raw paper spectrograms, not normalised), ``<split>_y.npy`` and ``meta.json`` (the
+training split's global mean and std, the class names). ``<key>`` hashes everything that
+produced them: the dataset name, its resolved ``data`` section (root, options,
+max_items), the segment length and the feature parameters (:data:`FORMAT`). A cache is
+written in a private temporary folder and renamed into place only when complete (with a
+``COMPLETE`` marker), so a killed writer never leaves a half-written cache that a reader
+would use, and two writers racing both finish with one identical copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from xferlab.data.features import HOP, N_BINS, N_FFT, n_frames, segment_clips, spectrogram
+
+FORMAT = 1  # bump when the feature computation changes: old caches are then never read
+MARKER = "COMPLETE"
+CHUNK = 256  # segments transformed per step: bounds the memory of the transform
+
+
+def cache_root() -> Path:
+    """``$XFERLAB_CACHE/features`` (default ``.xferlab-cache/features`` in the cwd)."""
+    return Path(os.environ.get("XFERLAB_CACHE", ".xferlab-cache")) / "features"
+
+
+def feature_key(dataset: str, data: Mapping[str, Any], seconds: float) -> str:
+    """Hash of what produces the features (the segment length once, whatever the section says)."""
+    spec = {"format": FORMAT, "dataset": dataset, "seconds": float(seconds), "n_fft": N_FFT, "hop": HOP,
+            "data": {k: v for k, v in sorted(data.items()) if k != "segment_s"}}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CachedFeatures:
+    """A complete cache folder: memory-mapped splits and what the job needs to know."""
+
+    root: Path
+    meta: Mapping[str, Any]
+
+    @classmethod
+    def open(cls, root: Path) -> "CachedFeatures":
+        return cls(root, json.loads((root / "meta.json").read_text()))
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.meta["splits"])
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x (N, T, 129) float32, read-only memmap; y (N,) int64)."""
+        return np.load(self.root / f"{name}_x.npy", mmap_mode="r"), np.load(self.root / f"{name}_y.npy")
+
+    @property
+    def mean(self) -> float:
+        return float(self.meta["mean"])
+
+    @property
+    def std(self) -> float:
+        return float(self.meta["std"])
+
+    def nbytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.iterdir())
+
+
+def cached_spectrograms(dataset: str, data: Mapping[str, Any], seconds: float, make_task: Callable[[], Any],
+                        root: Path | None = None) -> tuple[CachedFeatures, bool]:
+    """The cached features of ``dataset``, written first (``make_task()`` decodes it) when
+    missing; (cache, True when it was already there)."""
+    final = (root or cache_root()) / feature_key(dataset, data, seconds)
+    if (final / MARKER).is_file():
+        return CachedFeatures.open(final), True
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        task = make_task()
+        stats = {name: _write_split(task.x[name], task.y[name], seconds, tmp, name) for name in task.x}
+        mean, std = _global_stats(stats["train"])
+        meta = {"format": FORMAT, "dataset": dataset, "name": task.name, "seconds": seconds, "splits": list(task.x),
+                "classes": [str(c) for c in task.classes], "n_classes": int(task.n_classes), "mean": mean, "std": std,
+                "segments": {name: s[0] for name, s in stats.items()}}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        (tmp / MARKER).write_text("")
+        if final.is_dir() and not (final / MARKER).is_file():
+            shutil.rmtree(final, ignore_errors=True)  # not ours to trust: never written by this module
+        try:
+            tmp.rename(final)
+        except OSError:  # another process completed the same cache first: use its copy
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return CachedFeatures.open(final), False
+
+
+def _write_split(clips: Any, labels: Any, seconds: float, out: Path, name: str) -> tuple[int, int, float, float]:
+    """Segment and transform one split into ``<name>_x.npy`` chunk by chunk; returns
+    (segments, values, sum, sum of squares) for the global z-score."""
+    segs, y, _ = segment_clips(list(clips), labels, seconds)  # (N, seg_len), (N,)
+    shape = (len(segs), n_frames(segs.shape[1]), N_BINS)
+    x = np.lib.format.open_memmap(out / f"{name}_x.npy", mode="w+", dtype=np.float32, shape=shape)
+    total = square = 0.0
+    for start in range(0, len(segs), CHUNK):
+        part = spectrogram(segs[start:start + CHUNK]).numpy()  # (n, T, 129)
+        x[start:start + len(part)] = part
+        total += float(part.sum(dtype=np.float64))
+        square += float(np.square(part, dtype=np.float64).sum())
+    x.flush()
+    np.save(out / f"{name}_y.npy", np.asarray(y, dtype=np.int64))
+    return len(segs), int(np.prod(shape)), total, square
+
+
+def _global_stats(train: tuple[int, int, float, float], eps: float = 1e-8) -> tuple[float, float]:
+    """Mean and population std of every training value, from running sums in float64 (the
+    same statistics as :meth:`GlobalZScore.fit` on the whole array, without holding it)."""
+    _, count, total, square = train
+    mean = total / count
+    std = max(square / count - mean * mean, 0.0) ** 0.5
+    return mean, std if std > eps else 1.0
+
+
+def describe_cache(root: Path | None = None) -> str:
+    """One line for ``xferlab data show``: where the feature cache is and how big."""
+    base = root or cache_root()
+    entries = [p for p in base.glob("*") if (p / MARKER).is_file()] if base.is_dir() else []
+    size = sum(f.stat().st_size for p in entries for f in p.iterdir())
+    return f"feature cache: {base.resolve()} ({len(entries)} dataset feature set(s), {size / 1e6:.1f} MB)"
+
+
