@@ -48,9 +48,10 @@ def main() -> None:
                     split.__getitems__(list(range(begin, min(begin + 64, len(split)))))
             later.append(time.perf_counter() - start)
             assert hit
+            size = cache.nbytes()  # before the folder goes
     segments = sum(cache.meta["segments"].values())
     print(f"feature step of an AT instance, {args.dataset} ({args.profile}), {segments} segments of "
-          f"{args.seconds:g} s, {cache.nbytes() / 1e6:.0f} MB cached, {os.cpu_count()} CPUs, {args.rounds} rounds (medians)")
+          f"{args.seconds:g} s, {size / 1e6:.0f} MB cached, {os.cpu_count()} CPUs, {args.rounds} rounds (medians)")
     print(f"  first instance (decode + write cache): {statistics.median(first):.2f} s")
     print(f"  later instance (read the cache):       {statistics.median(later):.2f} s")
     print(f"first / later instance feature step: {statistics.median(first) / statistics.median(later):.1f}x")
