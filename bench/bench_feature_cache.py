@@ -29,8 +29,10 @@ def main() -> None:
     from xferlab.data.feature_cache import cached_spectrograms
     from xferlab.registry import DATASETS
 
-    data = {"dataset": args.dataset, "root": None, "max_items": None, "profile": args.profile,
-            "split": "default", "confound": 0.0}
+    from xferlab.schema import Data, validate_data
+
+    tree = {"dataset": args.dataset, **({"profile": args.profile} if args.dataset.startswith("synth/") else {})}
+    data = validate_data(tree, Data())  # the data section exactly as a spec would resolve it
     DATASETS.create(args.dataset, data)  # warm-up: the corpus itself is generated/cached once, outside the timing
     first, later = [], []
     for _ in range(args.rounds):

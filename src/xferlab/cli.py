@@ -117,8 +117,8 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from xferlab.catalog import describe_dataset
     from xferlab.data.feature_cache import describe_cache
 
+    print(describe_cache())  # where AT instances share their decoded spectrograms (all datasets)
     print(describe_dataset(args.name, ucr_dir=args.ucr_dir))
-    print(describe_cache())  # where AT instances share their decoded spectrograms
     return 0
 
 

@@ -136,13 +136,15 @@ def discover(package: str, attribute: str) -> list[Any]:
 def _load_datasets(registry: Registry[Any]) -> None:
     """Each data module's ``TASKS`` (name -> (factory, help)), with its ``OPTIONS`` (the
     ``data.*`` keys its datasets take), ``LOCAL`` (reads the user's copy under
-    ``data.root``) and ``check`` (a cheap pre-run lookup), if it has them."""
+    ``data.root``), ``check`` (a cheap pre-run lookup) and ``VERSION`` (changes when what it
+    produces changes: part of the feature cache's key), if it has them."""
     for module in discover("xferlab.data", "TASKS"):
         for name, (factory, help_text) in module.TASKS.items():
             # factories take (name, data); a prefix family's is bound to the full name on use
             target = factory if name.endswith("/") else functools.partial(factory, name)
             registry.register(name, target, help=help_text, options=getattr(module, "OPTIONS", None),
-                              local=getattr(module, "LOCAL", False), check=getattr(module, "check", None))
+                              local=getattr(module, "LOCAL", False), check=getattr(module, "check", None),
+                              version=getattr(module, "VERSION", None))
 
 
 def _load_kinds(registry: Registry[Any]) -> None:

@@ -166,8 +166,8 @@ def pretraining_plan(instances: Iterable[Instance], _chain: tuple[str, ...] = ()
         if model in _chain:
             raise UserError(f"pretraining {model} needs itself ({' -> '.join((*_chain, model))}): fix {need.key}")
         path = _spec_beside(need.spec, inst)
-        makers = [i for i in load_spec(path).instances if get_kind(i.kind).registers(i) == model]
-        if not makers:
+        makers = [i for i in load_spec(path).instances if get_kind(i.kind).registers(i) == model][:1]
+        if not makers:  # several instances registering one name (seeds): the first makes it
             raise UserError(f"{need.key}={model} is not registered and {path} (its pretraining spec) does not "
                             f"register it: name a model that spec registers, or register {model} first")
         for maker in [*pretraining_plan(makers, (*_chain, model)), *makers]:
@@ -185,9 +185,12 @@ def run_prerequisites(instances: Iterable[Instance], parent_run_id: str | None =
     failed: dict[str, str] = {}
     for n, inst in enumerate(todo, 1):
         model = get_kind(inst.kind).registers(inst)
+        if model_exists(model):  # made meanwhile (by another process): nothing to train
+            continue
         print(f"[pretrain {n}/{len(todo)}] {model} is not registered yet: {inst.spec_name} {inst.cell} "
               f"seed={inst.seed}", flush=True)
-        outcome = _report(run_claimed(inst, role="pretrain", parent_run_id=parent_run_id))
+        # force: a FINISHED run of it does not count (the model it made is gone); a live one still does
+        outcome = _report(run_claimed(inst, force=True, role="pretrain", parent_run_id=parent_run_id))
         if outcome.status == "SKIPPED" and outcome.run_id:
             _wait_for(model, outcome.run_id, poll_s)  # another process holds the claim
         if not model_exists(model):

@@ -7,6 +7,7 @@ with real training through the CLI.)
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import random
@@ -136,3 +137,23 @@ def test_a_run_of_another_role_never_stands_in(tmp_path: Path, monkeypatch: pyte
     todo, skipped = plan([inst], force=False)
     assert not todo and skipped[0].status == "SKIPPED"
     assert run_claimed(inst, role="pretrain").status == "SKIPPED"  # its own role: taken
+
+
+def test_a_model_is_never_pretrained_twice_at_once_whatever_the_roles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A planned prerequisite (role pretrain) and a direct run (role final) of the same
+    pretraining instance would both register a version: a live one blocks the other. For an
+    instance that registers nothing, roles stay independent."""
+    from xferlab.kinds import Kind
+    from xferlab.runner import run_claimed
+    from xferlab.tracking import ensure_store, start_instance_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    ensure_store()
+    monkeypatch.setattr(Kind, "run_job", lambda self, instance, run: fake_job(instance, run))
+    pretraining = dataclasses.replace(make_instance(uuid.uuid4().hex[:16]), kind="pretrain_at",
+                                      config={"kind": "pretrain_at", "data": {"dataset": "synth/speaker"}})
+    with start_instance_run(pretraining, role="final", extra_tags={"xferlab.claim": "won"}):
+        assert run_claimed(pretraining, force=True, role="pretrain").status == "SKIPPED"
+    plain = make_instance(uuid.uuid4().hex[:16])
+    with start_instance_run(plain, role="final", extra_tags={"xferlab.claim": "won"}):
+        assert run_claimed(plain, role="trial").status == "FINISHED"

@@ -84,6 +84,20 @@ def test_the_key_covers_what_produced_the_features():
     assert feature_key("fake/other", DATA, 0.5) != base
 
 
+def test_the_key_follows_reader_fallbacks_relative_roots_and_the_generator(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    base = feature_key("gsc/digits_noisy", DATA, 1.0)
+    monkeypatch.setenv("XFERLAB_MSSNSD_DIR", "/data/MS-SNSD")  # the noisy digits' fallback noise folder
+    assert feature_key("gsc/digits_noisy", DATA, 1.0) != base
+    monkeypatch.chdir(tmp_path)
+    relative = feature_key("gsc/digits", {**DATA, "root": "gsc"}, 1.0)
+    monkeypatch.chdir(tmp_path.parent)
+    assert feature_key("gsc/digits", {**DATA, "root": "gsc"}, 1.0) != relative  # another folder
+    from xferlab.registry import DATASETS
+
+    assert DATASETS.meta("synth/style").get("version")  # the corpus generator's version is in the key
+
+
 def test_streamed_batches_equal_in_memory_batches(tmp_path: Path):
     cache, _ = cached_spectrograms("fake/task", DATA, 0.5, fake_task, root=tmp_path)
     x, y = cache.split("train")

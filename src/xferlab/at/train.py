@@ -94,6 +94,12 @@ class Indexed(Dataset):
         item = self.base[i]
         return item[0], item[1], i
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[Any, Any, int]]:
+        """A batch in one read when the wrapped split can (a streamed memmap split)."""
+        fetch = getattr(self.base, "__getitems__", None)
+        items = fetch(indices) if fetch is not None else [self.base[i] for i in indices]
+        return [(item[0], item[1], i) for item, i in zip(items, indices)]
+
 
 class _Stepper:
     """Computes CE + AT for a batch; the target activation comes from a forward hook.

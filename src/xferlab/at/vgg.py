@@ -123,9 +123,9 @@ def vgg16_tiny(n_classes: int = 2, seed: int | None = None, **kwargs: Any) -> VG
 
 def build_vgg(name_or_width: str | float = "vgg16", n_classes: int = 2, seed: int | None = None,
               device: str | torch.device | None = None, **kwargs: Any) -> VGG16:
-    """Compatibility shim over the model registry for callers written before it
-    (``jobs/at.py``, ``at/bench.py``): a registered VGG name, or a width (number or
-    numeric string) for ``vgg16``. New code calls ``MODELS.create`` directly."""
+    """A VGG16 through the model registry (``jobs/at.py``, ``at/bench.py``): a registered
+    VGG name, or a width (number or numeric string) for ``vgg16``; a registered model of
+    another framework is refused (no TensorFlow in a PyTorch run)."""
     from xferlab.catalog import MODELS
 
     name, extra = _vgg_entry(name_or_width)

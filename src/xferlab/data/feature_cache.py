@@ -10,7 +10,7 @@ Layout: ``$XFERLAB_CACHE/features/<key>/`` with ``<split>_x.npy`` (N, T, 129) fl
 training split's global mean and std, the class names). ``<key>`` hashes everything that
 produced them: the dataset name, its resolved ``data`` section (root, options,
 max_items), the segment length and the feature parameters (:data:`FORMAT`). A cache is
-written in a private temporary folder and renamed into place only when complete (with a
+written in a private temporary folder (``<key>.tmp-*``) and renamed into place only when complete (with a
 ``COMPLETE`` marker), so a killed writer never leaves a half-written cache that a reader
 would use, and two writers racing both finish with one identical copy.
 """
@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -39,10 +40,25 @@ def cache_root() -> Path:
 
 
 def feature_key(dataset: str, data: Mapping[str, Any], seconds: float) -> str:
-    """Hash of what produces the features (the segment length once, whatever the section says)."""
+    """Hash of what produces the features: the dataset, its data section (paths made
+    absolute; the segment length counted once), the ``XFERLAB_*`` variables readers fall
+    back on (an MS-SNSD or alignment folder), the data module's ``VERSION`` (the synthetic
+    corpus generator's) and the feature parameters."""
+    from xferlab.registry import DATASETS
+
+    section = {k: _absolute(v) if k in PATH_KEYS else v for k, v in sorted(data.items()) if k != "segment_s"}
+    env = {k: v for k, v in sorted(os.environ.items()) if k.startswith("XFERLAB_") and k != "XFERLAB_CACHE"}
+    version = DATASETS.meta(dataset).get("version") if dataset in DATASETS else None
     spec = {"format": FORMAT, "dataset": dataset, "seconds": float(seconds), "n_fft": N_FFT, "hop": HOP,
-            "data": {k: v for k, v in sorted(data.items()) if k != "segment_s"}}
+            "data": section, "env": env, "version": version}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+PATH_KEYS = ("root", "ucr_dir", "noise_root", "alignment")
+
+
+def _absolute(value: Any) -> Any:
+    return str(Path(value).expanduser().resolve()) if isinstance(value, str) and value else value
 
 
 @dataclass(frozen=True)
@@ -83,9 +99,8 @@ def cached_spectrograms(dataset: str, data: Mapping[str, Any], seconds: float, m
     final = (root or cache_root()) / feature_key(dataset, data, seconds)
     if (final / MARKER).is_file():
         return CachedFeatures.open(final), True
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))  # private to this writer
     try:
         task = make_task()
         stats = {name: _write_split(task.x[name], task.y[name], seconds, tmp, name) for name in task.x}

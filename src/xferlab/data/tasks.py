@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from xferlab.data import splits
+from xferlab.data.speech_synth import GENERATOR_VERSION
 from xferlab.errors import UserError
 
 SPLIT_SEED = 0
@@ -188,6 +189,7 @@ class Options:
 
 
 OPTIONS = Options
+VERSION = f"synth-generator-{GENERATOR_VERSION}"  # regenerated corpus -> new cached features
 TASKS: dict[str, tuple[Callable[[str, Mapping[str, Any]], AudioTask], str]] = {
     "synth/words": (words_task, "35 words + _silence_ + _unknown_, speaker-disjoint (V2S source task)"),
     "synth/speaker": (speaker_task, "speaker identity, random split (orthogonal to style and words)"),

@@ -57,10 +57,11 @@ def hold(run: Any, role: str, count_finished: bool = True) -> None:
     others = (other for spec_hash in instance.hashes  # a run from before a hash scheme change counts too
               for other in queries.iter_runs(f"tags.`xferlab.spec_hash` = {queries.quote(spec_hash)}",
                                              instance.experiment))
+    registers = _registers_a_model(instance)
     for other in others:
         if other.info.run_id == run.run_id:
             continue
-        verdict = _judge(other, role, count_finished, now)
+        verdict = _judge(other, role, count_finished, now, any_role_running=registers)
         if verdict == "taken":
             raise ClaimLost(other.info.run_id, retry=False)
         if verdict == "pending":
@@ -70,11 +71,24 @@ def hold(run: Any, role: str, count_finished: bool = True) -> None:
     run.set_tags({CLAIM_TAG: WON})
 
 
-def _judge(other: Run, role: str | None, count_finished: bool, now: float) -> str | None:
+def _registers_a_model(instance: Any) -> bool:
+    """True for an instance whose run registers a model (a pretraining): two of those must
+    never train at once, whatever their roles (a planned prerequisite and a direct run)."""
+    from xferlab.kinds import get_kind
+
+    try:
+        return get_kind(instance.kind).registers(instance) is not None
+    except Exception:  # noqa: BLE001 - an instance of another tool's kind: roles alone decide
+        return False
+
+
+def _judge(other: Run, role: str | None, count_finished: bool, now: float,
+           any_role_running: bool = False) -> str | None:
     """taken | pending | None (no obstacle) for another run of the same instance."""
     status, tags = other.info.status, other.data.tags
-    if tags.get("xferlab.role", "final") != role:  # a trial or a pretraining never stands in for a final run
-        return None
+    other_role = tags.get("xferlab.role", "final")
+    if other_role != role and not (any_role_running and status == "RUNNING"):
+        return None  # a trial or a pretraining never stands in for a final run
     if status == "FINISHED":
         return "taken" if count_finished else None
     if status != "RUNNING":

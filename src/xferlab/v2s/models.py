@@ -164,9 +164,9 @@ def tcn_tiny(n_classes: int = 36) -> keras.Model:
 
 
 def build_source_model(arch: str, n_classes: int) -> keras.Model:
-    """Compatibility shim for callers written before the registry (``jobs/pretrain_v2s.py``):
-    ``MODELS.create(arch, n_classes)``, refusing registered names that are not Keras AMs
-    (a VGG16 name would otherwise import PyTorch into a TensorFlow run)."""
+    """``MODELS.create(arch, n_classes)`` for the ``pretrain_v2s`` job, refusing registered
+    names that are not Keras AMs (a VGG16 name would otherwise import PyTorch into a
+    TensorFlow run)."""
     from xferlab.catalog import MODELS
 
     if arch not in MODELS:
