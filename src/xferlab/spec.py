@@ -208,8 +208,10 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             continue
         _check_key(key, valid, "--set")
         set_dotted(tree, key, value)
-        if isinstance(tree.get("grid"), dict):
-            tree["grid"].pop(key, None)
+        grid = tree.get("grid")
+        for block in [grid] if isinstance(grid, dict) else grid if isinstance(grid, list) else []:
+            if isinstance(block, dict):  # a union grid: the axis is fixed in every block
+                block.pop(key, None)
     return tree
 
 
@@ -256,7 +258,8 @@ def grid_cells(grid: Any, valid: Mapping[str, Any]) -> list[dict[str, Any]]:
             _check_key(key, valid, "grid")
             axes[key] = values if isinstance(values, list) else [values]
         cells += [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    return cells
+    unique = {cell_label(c): c for c in reversed(cells)}  # blocks that became equal (a fixed axis): once
+    return [c for c in cells if unique.get(cell_label(c)) is c]
 
 
 def cell_label(cell: Mapping[str, Any]) -> str:

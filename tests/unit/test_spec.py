@@ -156,3 +156,14 @@ def test_smoke_specs_carry_the_smoke_role_outside_the_hash(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text("role: trial\nkind: v2s\n")
     with pytest.raises(UserError, match=r"role = 'trial' is not valid .*: use final or smoke"):
         load_spec(tmp_path / "bad.yaml")
+
+
+def test_an_override_fixes_an_axis_of_a_union_grid(tmp_path: Path):
+    """--set on a key that a list-of-mappings grid varies fixes it in every block (it used to
+    be ignored silently); blocks that become equal give their cells once."""
+    spec = tmp_path / "union.yaml"
+    spec.write_text("kind: v2s\ngrid:\n  - {data.dataset: [ucr/Coffee, ucr/Trace], model.source: [a, b]}\n"
+                    "  - {data.dataset: [ucr/Coffee, ucr/Trace], model.method: [tf_a]}\n")
+    fixed = load_spec(spec, ["model.source=tiny", "data.dataset=ucr/Coffee"]).instances
+    assert {i.get("model.source") for i in fixed} == {"tiny"}
+    assert sorted(i.cell for i in fixed) == ["default", "model.method=tf_a"]
