@@ -35,10 +35,19 @@ def check_dataset(name: str, data: Mapping[str, Any]) -> None:
 
 
 def check_instances(instances: Iterable[Instance]) -> None:
-    """Validate what a dry run can check without frameworks: datasets, each kind's checks."""
+    """Validate what a dry run can check without frameworks or the store: datasets, each
+    kind's checks, and that each named pretraining spec registers the model it is for."""
+    from xferlab.runner import makers_of
+
     seen: set[str] = set()
+    checked: set[tuple[str, str]] = set()
     for inst in instances:
-        get_kind(inst.kind).check(inst.cfg)
+        kind = get_kind(inst.kind)
+        kind.check(inst.cfg)
+        for need in kind.needs(inst.cfg):  # the pretraining spec exists and registers the model
+            if (need.model, need.spec) not in checked:
+                checked.add((need.model, need.spec))
+                makers_of(need, inst)
         data = inst.config["data"]
         key = repr(sorted(data.items()))
         if key not in seen:

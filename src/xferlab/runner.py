@@ -157,6 +157,18 @@ def _spec_beside(spec: str, instance: Instance) -> Path:
     return beside if beside.is_file() else Path(spec)
 
 
+def makers_of(need: Any, instance: Instance) -> list[Instance]:
+    """The instance of ``need``'s pretraining spec that registers its model (the first, when
+    several seeds would); a one-line error when the spec registers no such model. Reads
+    files only, so ``--dry-run`` checks it too."""
+    path = _spec_beside(need.spec, instance)
+    makers = [i for i in load_spec(path).instances if get_kind(i.kind).registers(i) == need.model][:1]
+    if not makers:
+        raise UserError(f"{need.key}={need.model} names a model that {path} (its pretraining spec) does not "
+                        f"register: name a model that spec registers, or register {need.model} first")
+    return makers
+
+
 def pretraining_plan(instances: Iterable[Instance], _chain: tuple[str, ...] = ()) -> list[Instance]:
     """The pretraining instances to run first, dependencies first: for every missing model,
     only the instances of its pretraining spec that register that model (one missing
@@ -165,11 +177,7 @@ def pretraining_plan(instances: Iterable[Instance], _chain: tuple[str, ...] = ()
     for model, (need, inst) in missing_prerequisites(instances).items():
         if model in _chain:
             raise UserError(f"pretraining {model} needs itself ({' -> '.join((*_chain, model))}): fix {need.key}")
-        path = _spec_beside(need.spec, inst)
-        makers = [i for i in load_spec(path).instances if get_kind(i.kind).registers(i) == model][:1]
-        if not makers:  # several instances registering one name (seeds): the first makes it
-            raise UserError(f"{need.key}={model} is not registered and {path} (its pretraining spec) does not "
-                            f"register it: name a model that spec registers, or register {model} first")
+        makers = makers_of(need, inst)
         for maker in [*pretraining_plan(makers, (*_chain, model)), *makers]:
             planned.setdefault(maker.hash, maker)
     return list(planned.values())

@@ -63,8 +63,12 @@ def test_only_the_missing_model_is_planned(specs: Path):
 
 def test_a_spec_that_does_not_register_the_model_is_a_clear_error(specs: Path):
     instances = load_spec(specs / "at.yaml", ["at.orthogonal=ortho-z"]).instances
-    with pytest.raises(UserError, match=r"at.orthogonal=ortho-z is not registered and .*orthogonal.yaml"):
+    with pytest.raises(UserError, match=r"at.orthogonal=ortho-z names a model that .*orthogonal.yaml"):
         pretraining_plan(instances)
+    from xferlab.catalog import check_instances
+
+    with pytest.raises(UserError, match=r"does not register"):  # a dry run says so too, store untouched
+        check_instances(instances)
 
 
 def test_a_disabled_orthogonal_model_is_not_needed(specs: Path):
