@@ -419,3 +419,24 @@ def test_experiment_xlsx_layout_and_links(tmp_path):
     # row 4 = "a" (loss 0.9, acc 0.6), row 5 = "b" (loss 0.2, acc 0.9): b is best in both
     assert styles[f"{letter('test loss mean')}5"] == styles[f"{letter('test acc mean')}5"]
     assert styles[f"{letter('test loss mean')}4"] != styles[f"{letter('test loss mean')}5"]
+
+
+def test_two_experiments_are_never_averaged_into_one_cell():
+    """Issue 13: AT cells are keyed by spec (and width and corpus profile). Equal settings in
+    two specs give two rows. A spec without a baseline of its own is compared with the only
+    baseline spec of its task; with two baseline specs, with neither (nothing pooled)."""
+    def run(i: int, cond: str, test: float, spec: str, width: str = "0.0625", **kw):
+        return {**at_run(i, cond, test, test, **kw), "tags.xferlab.spec": spec, "params.model.width": width}
+
+    runs = at_tables.prepare(pd.DataFrame([
+        run(1, "baseline", 0.40, "base_a"), run(2, "at", 0.50, "at_1"), run(3, "at", 0.70, "at_2"),
+        run(4, "at", 0.90, "at_1", width="0.125")]))  # another width: another task setting
+    table = at_tables.summary(runs).set_index(["spec", "width"])
+    assert table.loc[("at_1", 0.0625), "at_best_test_mean"] == pytest.approx(50.0)  # not (50 + 70) / 2
+    assert table.loc[("at_2", 0.0625), "at_best_test_mean"] == pytest.approx(70.0)
+    assert table.loc[("at_1", 0.0625), "baseline_test_mean"] == pytest.approx(40.0)  # the one baseline spec
+    assert pd.isna(table.loc[("at_1", 0.125)].get("baseline_test_mean"))  # no baseline at that width
+    two = at_tables.prepare(pd.DataFrame([run(1, "baseline", 0.40, "base_a"), run(5, "baseline", 0.60, "base_b"),
+                                          run(2, "at", 0.50, "at_1")]))
+    row = at_tables.summary(two).set_index("spec").loc["at_1"]
+    assert pd.isna(row.get("baseline_test_mean"))  # two baseline experiments: never pooled

@@ -37,8 +37,8 @@ def summary_frame(ctx: Context) -> pd.DataFrame:
         table = at_tables.summary(runs)
         flags = ctx.flags.get("at")
         if flags is not None and len(table):
-            key = lambda f: pd.Series([at_tables.task_label(*k) for k in zip(f["task"], f["split"], f["confound"])],  # noqa: E731
-                                      index=f.index)
+            key = lambda f: pd.Series([f"{spec}: {at_tables.task_label(*k)}" for spec, *k in  # noqa: E731
+                                       zip(f["spec"], f["task"], f["split"], f["confound"])], index=f.index)
             notes = flag_notes(flags.assign(row=key(flags)), "row", "condition")
             table["flags"] = key(table).map(notes).fillna("")
         return table

@@ -20,8 +20,12 @@ from xferlab.report import papers
 from xferlab.report.frames import aggregate
 from xferlab.report.query import column, metric
 
-CELL = ["task", "split", "confound", "condition", "ref_model", "layer"]
-TASK = ["task", "split", "confound"]  # a target task setting: the baseline is per TASK
+# A target task setting: what a baseline is comparable within (the model width and the
+# synthetic corpus profile change the task as much as the dataset does).
+TASK = ["task", "split", "confound", "width", "profile"]
+# A cell: one experiment (spec) of one condition at one layer. The spec is part of it, so
+# two experiments are never averaged into one number, even with equal settings.
+CELL = [*TASK, "spec", "condition", "ref_model", "layer"]
 AT_CONDITIONS = ("at", "dual_at")
 
 
@@ -42,6 +46,9 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(task=column(runs, "params.data.dataset").fillna("?").astype(str),
                        split=column(runs, "params.data.split").fillna("default").astype(str),
                        confound=pd.to_numeric(column(runs, "params.data.confound"), errors="coerce").fillna(0.0),
+                       width=pd.to_numeric(column(runs, "params.model.width"), errors="coerce").fillna(0.0),
+                       profile=column(runs, "params.data.profile").fillna("").astype(str),
+                       spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
                        condition=cond, ref_model=ref_model, layer=layer,
                        test=metric(runs, "test_accuracy") * 100, train=metric(runs, "best_train_accuracy") * 100,
                        val=metric(runs, "best_val_accuracy") * 100)
@@ -54,13 +61,25 @@ def at_layers(prepared: pd.DataFrame) -> pd.DataFrame:
     table = aggregate(prepared, keys, "test", "test_")
     for split_name in ("train", "val"):
         table = table.merge(aggregate(prepared, keys, split_name, f"{split_name}_"), on=keys, how="left")
-    base = prepared[prepared["condition"] == "baseline"].groupby(TASK)[["test", "train"]].mean()
-    base = base.rename(columns={"test": "baseline_test", "train": "baseline_train"}).reset_index()
-    table = table.merge(base, on=TASK, how="left")
+    table = _with_baseline(table, prepared)
     table["test_gain"] = table["test_mean"] - table["baseline_test"]
     table["train_gain"] = table["train_mean"] - table["baseline_train"]
     table.loc[table["condition"] == "baseline", ["test_gain", "train_gain"]] = np.nan
     return table.sort_values(keys, na_position="first").reset_index(drop=True)
+
+
+def _with_baseline(table: pd.DataFrame, prepared: pd.DataFrame) -> pd.DataFrame:
+    """``baseline_test``/``baseline_train`` per row: the baseline of the row's own spec, else
+    the task setting's baseline when exactly one spec has one (the catalogue keeps baselines
+    in specs of their own), else none: two baseline experiments are never pooled."""
+    base = prepared[prepared["condition"] == "baseline"].groupby([*TASK, "spec"])[["test", "train"]].mean()
+    base = base.rename(columns={"test": "baseline_test", "train": "baseline_train"}).reset_index()
+    own = table.merge(base, on=[*TASK, "spec"], how="left")
+    single = base[base.groupby(TASK)["spec"].transform("nunique") == 1].drop(columns="spec")
+    other = table.merge(single, on=TASK, how="left")
+    for col in ("baseline_test", "baseline_train"):
+        own[col] = own[col].fillna(other[col])
+    return own
 
 
 def _pick(layers: pd.DataFrame, cond: str, ref: str) -> dict[str, object]:
@@ -91,24 +110,36 @@ def summary(prepared: pd.DataFrame) -> pd.DataFrame:
     """The headline table: per task, split and reference model, baseline / weight-init /
     AT (best layer, mean over layers) / dual AT, test and train, beside the paper."""
     layers = at_layers(prepared)
-    refs = layers[layers["condition"] != "baseline"][[*TASK, "ref_model"]].drop_duplicates()
-    bare = layers[TASK].drop_duplicates().merge(refs[TASK].drop_duplicates(), how="left", indicator=True)
-    keys = pd.concat([refs, bare[bare["_merge"] == "left_only"][TASK].assign(ref_model="")])
+    exp = [*TASK, "spec"]  # one row per experiment and reference model
+    refs = layers[layers["condition"] != "baseline"][[*exp, "ref_model"]].drop_duplicates()
+    bare = layers[exp].drop_duplicates().merge(refs[exp].drop_duplicates(), how="left", indicator=True)
+    bare = bare[bare["_merge"] == "left_only"][exp]
+    bare = bare[~bare[TASK].apply(tuple, axis=1).isin(set(refs[TASK].apply(tuple, axis=1)))]  # shown beside AT
+    keys = pd.concat([refs, bare.assign(ref_model="")])
     rows = []
-    for task, split, confound, ref in keys.itertuples(index=False):
-        here = layers[(layers["task"] == task) & (layers["split"] == split) & (layers["confound"] == confound)]
-        row: dict[str, object] = {"task": task, "split": split, "confound": confound, "ref_model": ref}
-        row.update(_stat_cols(here[here["condition"] == "baseline"], "baseline"))
-        row.update(_stat_cols(here[(here["condition"] == "weight_init") & (here["ref_model"] == ref)], "weight_init"))
+    for key in keys.to_dict("records"):
+        same_task = (layers[TASK] == pd.Series({k: key[k] for k in TASK})).all(axis=1)
+        here = layers[same_task & (layers["spec"] == key["spec"])]
+        row: dict[str, object] = dict(key)
+        row.update(_stat_cols(_baseline_rows(layers[same_task], key["spec"]), "baseline"))
+        row.update(_stat_cols(here[(here["condition"] == "weight_init") & (here["ref_model"] == key["ref_model"])],
+                              "weight_init"))
         for cond in AT_CONDITIONS:
-            row.update(_pick(here, cond, ref))
-        row.update(paper_row(task, split))
+            row.update(_pick(here, cond, key["ref_model"]))
+        row.update(paper_row(key["task"], key["split"]))
         rows.append(row)
     table = pd.DataFrame(rows)
     for cond in AT_CONDITIONS:
         if f"{cond}_best_test_mean" in table and "baseline_test_mean" in table:
             table[f"{cond}_gain_test"] = table[f"{cond}_best_test_mean"] - table["baseline_test_mean"]
     return table
+
+
+def _baseline_rows(task_layers: pd.DataFrame, spec: str) -> pd.DataFrame:
+    """The baseline of ``spec``, else the only spec's baseline of this task setting, else none."""
+    base = task_layers[task_layers["condition"] == "baseline"]
+    own = base[base["spec"] == spec]
+    return own if len(own) or base["spec"].nunique() != 1 else base
 
 
 def task_label(task: str, split: str, confound: float) -> str:
@@ -174,8 +205,8 @@ def our_boost(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty or "at_best_test_mean" not in table:
         return pd.DataFrame(columns=["label", "best_layer", "mean_layers"])
     rows = table[table["at_best_test_mean"].notna() & table["baseline_test_mean"].notna()]
-    labels = [f"{task_label(t, s, c)}\nvs {r}" for t, s, c, r in
-              zip(rows["task"], rows["split"], rows["confound"], rows["ref_model"])]
+    labels = [f"{spec}: {task_label(t, s, c)}\nvs {r}" for spec, t, s, c, r in
+              zip(rows["spec"], rows["task"], rows["split"], rows["confound"], rows["ref_model"])]
     return pd.DataFrame({"label": labels,
                          "best_layer": rows["at_best_test_mean"] - rows["baseline_test_mean"],
                          "mean_layers": rows["at_layers_test_mean"] - rows["baseline_test_mean"]})
