@@ -184,7 +184,7 @@ def pretraining_plan(instances: Iterable[Instance], _chain: tuple[str, ...] = ()
 
 
 def run_prerequisites(instances: Iterable[Instance], parent_run_id: str | None = None,
-                      poll_s: float = 5.0) -> dict[str, str]:
+                      poll_s: float = 2.0) -> dict[str, str]:
     """Make the missing models the instances need, each once (dedup and claims, role
     ``pretrain``); {model: one-line reason} for those that could not be made."""
     from xferlab.tracking import model_exists

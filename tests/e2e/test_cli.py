@@ -66,13 +66,18 @@ def test_dry_run_imports_no_framework(tmp_path: Path):
     ("kind: v2s\ndata: {dataset: ucr/NoSuchSet}\n", [], "XFERLAB_UCR_DIR"),
     ("kind: v2s\ndata: {dataset: ucr/Coffee, ucr_dir: /nonexistent/ucr}\n", [], "/nonexistent/ucr"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, spec_text, args, message):
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, spec_text, args, message, capsys, monkeypatch):
+    """In-process through ``cli.main`` (what ``python -m xferlab`` exits with), so the cases
+    cost no interpreter start-up; test_real_dataset_without_root_is_a_clear_error below
+    checks the same contract through a real process."""
     spec = tmp_path / "bad.yaml"
     if spec_text is not None:
         spec.write_text(spec_text)
-    out = xferlab("run", str(spec), "--dry-run", *args, cwd=tmp_path)
-    assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", str(spec), "--dry-run", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xferlab: error: ") and message in lines[0]
     assert not (tmp_path / "mlflow.db").exists()
 
@@ -87,9 +92,11 @@ def test_data_show_bundled_set():
     ("at.layer=14", "at.layer=14 is out of range for tap mode 'conv': use 1..13"),
     ("at.layer=0", "use 1..13"),
 ])
-def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message: str):
-    out = xferlab("run", str(ROOT / "experiments/smoke/at.yaml"), "--set", override, cwd=tmp_path)
-    assert out.returncode == 2 and message in out.stderr
+def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message: str, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # in-process (no start-up): a real run, stopped before the store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code = main(["run", str(ROOT / "experiments/smoke/at.yaml"), "--set", override])
+    assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
 
 
@@ -101,7 +108,7 @@ def test_paper_tap_mode_allows_index_zero():
 def test_real_dataset_without_root_is_a_clear_error(tmp_path: Path):
     spec = tmp_path / "s.yaml"
     spec.write_text("kind: at\ndata: {dataset: iemocap/emotion_speakerwise}\n")
-    out = xferlab("run", str(spec), "--dry-run", cwd=tmp_path)
-    assert out.returncode == 2 and "--set data.root=" in out.stderr
+    out = xferlab("run", str(spec), "--dry-run", cwd=tmp_path)  # a real process: the exit status itself
+    assert out.returncode == 2 and "--set data.root=" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     out = xferlab("run", str(spec), "--dry-run", "--set", f"data.root={tmp_path / 'nope'}", cwd=tmp_path)
     assert out.returncode == 2 and "is not a folder" in out.stderr

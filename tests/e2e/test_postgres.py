@@ -119,6 +119,7 @@ def two_workers_tune(tracking: str, databases: dict[str, str], tmp_path: Path, c
     assert len(runs["study"]) == 1 and len(runs["trial"]) == len(study.trials)
 
 
+@pytest.mark.slow  # ~20 s; PostgreSQL stays in the default run through tests/unit/test_claims.py (two processes race)
 def test_two_tune_workers_on_postgres(databases: dict[str, str], tmp_path: Path, cache_dir: Path):
     """MLflow and Optuna both on PostgreSQL, reached directly (bare postgresql:// as users write it)."""
     two_workers_tune(databases["mlflow"].replace("+psycopg2", ""), databases, tmp_path, cache_dir)

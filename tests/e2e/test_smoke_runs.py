@@ -67,6 +67,8 @@ def test_smoke_v2s_from_empty_store(v2s_dir):
     [source] = [r for r in finished_runs(client, "sources") if r.data.tags["xferlab.kind"] == "pretrain_v2s"]
     assert source.data.tags["xferlab.role"] == "pretrain"
     assert str(client.get_model_version_by_alias("attrnn_tiny", "champion").version) == "1"
+    # pretrained once: a rerun or a second process registers no second version
+    assert len(client.search_model_versions("name='attrnn_tiny'")) == 1
     [run] = smoke_v2s_runs(client)
     check_common(client, run)
     assert run.data.tags["xferlab.source_model"] == "attrnn_tiny"

@@ -82,7 +82,9 @@ def test_two_workers_on_a_fresh_sqlite_store(tuned):
     workdir, _, stdout, client = tuned
     study = load(workdir)
     states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") + states.count("PRUNED") == 3 and "RUNNING" not in states
+    # the budget is 3; two workers that start a trial at the same instant may add one
+    # (tuning/worker.py documents this race; it showed once in a loaded full run)
+    assert states.count("COMPLETE") + states.count("PRUNED") in (3, 4) and "RUNNING" not in states
     assert "[worker 0]" in stdout and "[worker 1]" in stdout
     runs = check_trials_are_children(study, client)
     [parent] = runs["study"]
@@ -111,10 +113,11 @@ def test_a_changed_study_is_refused(tuned, override: str, message: str):
     if override.startswith("space="):
         spec.write_text(spec.read_text().split("space:")[0] + "space:\n  at.layer: {type: int, low: 1, high: 6}\n")
         override = "n_trials=3"
+    before = len(load(workdir).trials)
     out = run_cli(["tune", str(spec), "--set", override, *CHEAP], workdir, env)
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    assert len(load(workdir).trials) == 3  # nothing ran
+    assert len(load(workdir).trials) == before  # nothing ran
 
 
 def test_pruned_trials_are_tagged_and_killed_on_journal_storage(tuned):
@@ -140,10 +143,22 @@ DIVERGING = ["--set", "at.enabled=false", "--set", "train.lr=1e30", "--set", "tr
              "--set", "data.max_items=16"]
 
 
-def test_a_study_whose_every_trial_fails_exits_non_zero_with_a_failed_parent(tuned):
+@pytest.fixture(scope="module")
+def failing(tuned) -> dict[str, subprocess.CompletedProcess]:
+    """Two studies that produce no result, run at once: every trial diverges (2 workers), and
+    a user error in the spec (the intermediate metric is never logged)."""
+    from tests.conftest import run_cli_together
+
+    workdir, env, _, _ = tuned
+    commands = {"diverged": ["tune", STUDY, "--workers", "2", "--n-trials", "1", "--set", "study=diverged", *DIVERGING],
+                "user-error": ["tune", STUDY, "--n-trials", "2", "--set", "study=user-error", "--set",
+                               "intermediate=val_nope", "--set", "at.enabled=false", *CHEAP]}
+    return dict(zip(commands, run_cli_together(list(commands.values()), workdir, env)))
+
+
+def test_a_study_whose_every_trial_fails_exits_non_zero_with_a_failed_parent(tuned, failing):
     workdir, env, _, client = tuned
-    out = run_cli(["tune", STUDY, "--workers", "2", "--n-trials", "1", "--set", "study=diverged", *DIVERGING],
-                  workdir, env)
+    out = failing["diverged"]
     assert out.returncode == 1, out.stdout + out.stderr
     study = load(workdir, "diverged")
     states = [t.state.name for t in study.trials]
@@ -161,10 +176,9 @@ def test_a_study_whose_every_trial_fails_exits_non_zero_with_a_failed_parent(tun
     assert f"MLflow parent run {parent.info.run_id} (FAILED)" in out.stdout
 
 
-def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned):
+def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned, failing):
     workdir, env, _, client = tuned
-    out = run_cli(["tune", STUDY, "--n-trials", "2", "--set", "study=user-error", "--set", "intermediate=val_nope",
-                   "--set", "at.enabled=false", *CHEAP], workdir, env)
+    out = failing["user-error"]
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("xferlab: error: intermediate metric 'val_nope' is not")
     study = load(workdir, "user-error")
@@ -178,7 +192,7 @@ def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned):
 
 def test_study_resumed_after_its_worker_was_killed(tuned):
     workdir, env, _, client = tuned
-    slower = ["--set", "train.epochs=8", "--set", "data.max_items=32"]  # a trial outlives the wait below
+    slower = ["--set", "train.epochs=4", "--set", "data.max_items=32"]  # a trial outlives the wait below (polled)
     args = ["tune", STUDY, "--n-trials", "1", "--set", "study=killed", *slower]
     proc = start_cli(args, workdir, env)
     victim = wait_for_running_trial(workdir, "killed", proc, client)
