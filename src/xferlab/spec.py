@@ -10,6 +10,7 @@ resolved values (the dedup key of the runner).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -79,12 +80,13 @@ class Instance:
     def flat(self) -> dict[str, Any]:
         return flatten(self.config)
 
-    @property
+    @functools.cached_property
     def cfg(self) -> Any:
-        """The typed, frozen config of the kind's schema (``cfg.train.epochs``): what jobs read."""
+        """The typed, frozen config of the kind's schema (``cfg.train.epochs``): what jobs read
+        (built once per instance: the runner, the claims and the job all ask for it)."""
         return schema.build(get_kind(self.kind).schema, self.config)
 
-    @property
+    @functools.cached_property
     def hashes(self) -> tuple[str, ...]:
         """Hashes a FINISHED run of this instance may carry: this scheme's, then v1's."""
         old = v1_hash(self.config)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 import pytest
 
@@ -105,10 +105,14 @@ def violations(rule: Rule, module: str, source: str, known: set[str]) -> list[st
 
 
 def cycles(sources: dict[str, str]) -> list[list[str]]:
-    """Strongly connected components (> 1 module) of the module-level import graph (Tarjan)."""
+    """Strongly connected components (> 1 module) of the module-level import graph."""
     known = set(sources)
-    edges = {m: sorted({t for _, t in imports(m, s, "module", known) if t in known and t != m})
-             for m, s in sources.items()}
+    return strongly_connected({m: sorted({t for _, t in imports(m, s, "module", known) if t in known and t != m})
+                               for m, s in sources.items()})
+
+
+def strongly_connected(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Components of more than one node of a directed graph (Tarjan), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
