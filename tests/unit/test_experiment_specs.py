@@ -49,3 +49,18 @@ def test_catalogue_ids_are_complete():
     assert len(baseline.instances) == 20 and len({i.seed for i in baseline.instances}) == 20
     at = load_spec(ROOT / "experiments/at/023_iemocap_speakerwise.yaml", ["data.root=/tmp"])
     assert sorted(i.get("at.layer") for i in at.instances) == list(range(1, 14))
+
+
+@pytest.mark.parametrize("name", ["table2", "table2_offline", "table4", "mapping"])
+def test_v2s_table_specs_choose_dropout_and_seg_on_held_out_validation(name: str):
+    """The paper's per-dataset selection: every cell of the table searches dropout and seg,
+    every run validates on data held out from the training split, and the report is told
+    (``select``) to keep the setting with the lowest validation loss."""
+    instances = load_spec(ROOT / "experiments" / "v2s" / f"{name}.yaml").instances
+    assert {i.cfg.train.val_mode for i in instances} == {"holdout"}
+    assert {tuple(i.config["select"]) for i in instances} == {("model.dropout", "model.seg")}
+    settings: dict[str, set] = {}
+    for i in instances:
+        cell = ",".join(p for p in i.cell.split(",") if not p.startswith(("model.dropout", "model.seg")))
+        settings.setdefault(cell, set()).add((i.cfg.model.dropout, i.cfg.model.seg))
+    assert all(len(s) >= 4 for s in settings.values()), settings

@@ -7,7 +7,9 @@ changed stay found.
 - ``tests/unit/data/v1_hashes.json`` holds the hashes the shipped specs had under the
   first scheme (one flat data section), recorded before the change: ``Instance.hashes``
   still carries them, which is what the runner's dedup and claims look up, so a user's
-  FINISHED runs are not run again.
+  FINISHED runs are not run again. A spec whose experiment changed on purpose (the V2S
+  specs moved from validating on the test split to held-out validation with selection)
+  is removed from the file: its old runs are another experiment and must not be found.
 """
 from __future__ import annotations
 
