@@ -1,15 +1,16 @@
-"""Every shipped spec that needs no data of the user's runs end to end at tiny size.
+"""Every shipped spec runs end to end at tiny size.
 
 Each spec under ``experiments/`` and ``tuning/`` is loaded as shipped, made tiny by
 overrides (tiny registered models, 1 epoch, a few items, the tiny corpus, a bundled UCR
 set) and run through the real runner (or ``xferlab tune``) on one fresh MLflow store.
-Per spec, one instance of each job path in it runs: V2S ``method`` (v2s, tf_a) and AT
-condition (baseline, weight-init, AT, dual AT), so a grid's every path is exercised. A
-spec that stops running fails here, not hours into a real run.
-
-Specs on real datasets (IEMOCAP, Speech Commands, ...) are expanded and pre-checked by
-tests/unit/test_experiment_specs.py but not trained here (their readers are tested on
-fake trees in tests/unit/test_readers.py). Slow (several minutes): ``pytest -m slow``.
+Specs on real datasets (IEMOCAP, Speech Commands, Good-Sounds, NSynth, LibriSpeech,
+MS-SNSD) read the small fake trees of tests/fake_trees.py through ``data.root`` (and
+``data.noise_root``, ``data.alignment`` where the dataset takes them), as a user's copy
+would be read. Per spec, one instance of each job path in it runs: V2S ``method`` (v2s,
+tf_a) and AT condition (baseline, weight-init, AT, dual AT: weight-init from an AT model
+plus AT, in both orders of the catalogue's 34-39), so a grid's every path is exercised.
+A spec that stops running fails here, not hours into a real run. Slow (several minutes):
+``pytest -m slow``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_trees
 from tests.conftest import ROOT, fresh_env, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -32,10 +34,11 @@ def offline(dataset: str) -> bool:
     return not DATASETS.meta(dataset).get("local")
 
 
-def tiny(kind: str, dataset: str) -> list[str]:
-    """Overrides that keep a spec's shape but make one instance take seconds."""
+def tiny(kind: str, dataset: str, trees: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Overrides that keep a spec's shape but make one instance take seconds; a real
+    dataset is read from its fake tree (``trees``: family -> data.* values)."""
     synth = dataset.startswith("synth/")
-    data = ["data.profile=tiny", "data.max_items=64"] if synth else []
+    data = ["data.profile=tiny", "data.max_items=64"] if synth else real_data(dataset, trees or {})
     common = ["train.epochs=1", "seeds=[0]"]
     if kind == "v2s":
         return [*common, "data.dataset=ucr/Coffee", f"model.source={TINY_SOURCE}", "model.pretrain=null",
@@ -45,6 +48,34 @@ def tiny(kind: str, dataset: str) -> list[str]:
     if kind == "pretrain_at":
         return [*common, *data, "model.width=0.03125"]
     return [*common, *data, "model.width=0.03125", "at.pretrain=null"]
+
+
+def real_data(dataset: str, trees: dict[str, dict[str, str]]) -> list[str]:
+    """``data.root`` and the other path options a real dataset takes, set to its fake tree."""
+    import dataclasses
+
+    from xferlab.schema import dataset_options
+
+    if offline(dataset):
+        return []
+    options = dataset_options(dataset)
+    takes = {"root"} | ({f.name for f in dataclasses.fields(options)} if options else set())
+    return [f"data.{k}={v}" for k, v in trees[dataset.split("/")[0]].items() if k in takes]
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """The fake dataset trees, as the data.* values that point a spec at them."""
+    base = tmp_path_factory.mktemp("datasets")
+    noise = fake_trees.mssnsd(base / "MS-SNSD")
+    libri, alignment = fake_trees.librispeech(base / "librispeech")
+    return {"gsc": {"root": str(fake_trees.speech_commands(base / "speech_commands")), "noise_root": str(noise),
+                    "per_class": "6"},  # a few items: the tree has 12 clips of each digit
+            "mssnsd": {"root": str(noise)},
+            "iemocap": {"root": str(fake_trees.iemocap(base / "iemocap"))},
+            "goodsounds": {"root": str(fake_trees.goodsounds(base / "good-sounds"))},
+            "nsynth": {"root": str(fake_trees.nsynth(base / "nsynth"))},
+            "librispeech": {"root": str(libri), "alignment": str(alignment)}}
 
 
 def stand_ins(instances) -> None:
@@ -81,7 +112,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Pa
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT / "experiments")))
-def test_spec_runs_at_tiny_size(spec: Path, store, monkeypatch: pytest.MonkeyPatch):
+def test_spec_runs_at_tiny_size(spec: Path, store, trees, monkeypatch: pytest.MonkeyPatch):
     from xferlab.runner import run_instances
     from xferlab.spec import load_spec
 
@@ -91,9 +122,7 @@ def test_spec_runs_at_tiny_size(spec: Path, store, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
     monkeypatch.chdir(workdir)
     first = load_spec(spec).instances[0]
-    if not offline(first.dataset):
-        pytest.skip(f"{first.dataset} reads the user's data (pre-checked by test_experiment_specs.py)")
-    instances = load_spec(spec, tiny(first.kind, first.dataset)).instances
+    instances = load_spec(spec, tiny(first.kind, first.dataset, trees)).instances
     picked = list({job_path(i): i for i in reversed(instances)}.values())  # the first instance of each path
     stand_ins(picked)
     assert run_instances(picked, force=True) == 0

@@ -6,22 +6,13 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
 
 from xferlab.data import audio, goodsounds, iemocap, librispeech, mssnsd, nsynth, speech_commands as gsc
 from xferlab.errors import UserError
 from xferlab.registry import DATASETS
-
-
-def wav(path: Path, n: int = 400, sr: int = 16000, seed: int = 0, channels: int = 1,
-        fmt: str = "WAV") -> Path:
-    """A short random clip (different per seed) written with soundfile."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = np.random.default_rng(seed).uniform(-0.5, 0.5, (n, channels)).astype(np.float32)
-    sf.write(str(path), x, sr, format=fmt, subtype="FLOAT" if fmt == "WAV" else "PCM_16")
-    return path
+from tests import fake_trees
+from tests.fake_trees import wav
 
 
 # --- audio helpers ------------------------------------------------------------------------
@@ -152,7 +143,7 @@ def test_mssnsd_noise_types_from_file_names(mssnsd_root: Path, tmp_path: Path) -
 def test_gsc_registry_factory_gives_a_task(gsc_root: Path, mssnsd_root: Path) -> None:
     task = DATASETS.create("gsc/digits_verynoisy", {"root": str(gsc_root), "noise_root": str(mssnsd_root),
                                                   "per_class": 3})
-    assert task.classes == list(gsc.DIGITS) and task.x["train"].shape[1] == 16000
+    assert task.classes == list(gsc.DIGITS) and np.asarray(task.x["train"]).shape[1] == 16000
     assert sum(len(y) for y in task.y.values()) == 30 and task.info["condition"] == "verynoisy"
 
 
@@ -169,20 +160,7 @@ EVAL_LINES = {  # utterance -> category code, per session
 
 @pytest.fixture
 def iemocap_root(tmp_path: Path) -> Path:
-    base = tmp_path / "IEMOCAP_full_release"
-    for session, utts in EVAL_LINES.items():
-        by_dialog: dict[str, list[str]] = {}
-        for i, (utt, code) in enumerate(utts.items()):
-            dialog = utt.rsplit("_", 1)[0]
-            wav(base / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", seed=session * 10 + i)
-            by_dialog.setdefault(dialog, []).append(
-                f"[{i}.5000 - {i + 1}.2500]\t{utt}\t{code}\t[2.5000, 3.0000, 2.0000]\nC-E1:\tNeutral;\t()\n")
-        folder = base / f"Session{session}" / "dialog" / "EmoEvaluation"
-        (folder / "Categorical").mkdir(parents=True)
-        for dialog, lines in by_dialog.items():
-            (folder / f"{dialog}.txt").write_text("% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
-                                                  + "\n".join(lines))
-    return tmp_path
+    return fake_trees.iemocap(tmp_path, EVAL_LINES)
 
 
 def test_iemocap_labels_dropped_emotions_and_exc_option(iemocap_root: Path) -> None:
@@ -229,22 +207,7 @@ SOUNDS = [  # id, instrument, klass
 
 @pytest.fixture
 def goodsounds_root(tmp_path: Path) -> Path:
-    root = tmp_path / "good-sounds"
-    root.mkdir()
-    con = sqlite3.connect(root / "database.sqlite")
-    con.execute("CREATE TABLE packs (id INTEGER, name TEXT, description TEXT)")
-    con.execute("CREATE TABLE sounds (id INTEGER, instrument TEXT, note TEXT, klass TEXT, pack_id INTEGER)")
-    con.execute("CREATE TABLE takes (id INTEGER, microphone TEXT, filename TEXT, sound_id INTEGER)")
-    con.execute("INSERT INTO packs VALUES (1, 'mixed_pack', '')")
-    for sid, instrument, klass in SOUNDS:
-        con.execute("INSERT INTO sounds VALUES (?, ?, 'C', ?, 1)", (sid, instrument, klass))
-        for j, mic in enumerate(("neumann", "akg")):
-            rel = f"sound_files/{instrument}_pack/{mic}/{sid:04d}.wav"
-            con.execute("INSERT INTO takes VALUES (?, ?, ?, ?)", (sid * 10 + j, mic, rel, sid))
-            wav(root / rel, seed=sid * 10 + j)
-    con.commit()
-    con.close()
-    return root
+    return fake_trees.goodsounds(tmp_path / "good-sounds", SOUNDS)
 
 
 def test_goodsounds_goodness_classes(goodsounds_root: Path) -> None:
