@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from xferlab.at.taps import OrthCache, orth_activation, tap_end
 from xferlab.at.vgg import build_vgg
+from xferlab.data.rows import Rows
 from xferlab.errors import UserError
 
 
@@ -36,7 +37,7 @@ def setup(n: int = 21):
 
 
 @pytest.mark.parametrize("layer", [2, 7])
-def test_memmap_equals_memory_equals_fresh_forward(tmp_path, layer):
+def test_disk_equals_memory_equals_fresh_forward(tmp_path, layer):
     orth, x, y = setup()
     end, cpu = tap_end("conv", layer), torch.device("cpu")
     idx = torch.tensor([20, 3, 3, 0, 11, 7])  # unordered, repeated, both ends
@@ -44,14 +45,14 @@ def test_memmap_equals_memory_equals_fresh_forward(tmp_path, layer):
     with OrthCache.build(orth, TensorDataset(x, y), end, cpu, chunk=8) as mem, \
             OrthCache.build(orth, Listed(x, y), end, cpu, max_bytes=0, cache_dir=str(tmp_path), chunk=8) as disk:
         assert mem.in_memory and not disk.in_memory and len(disk) == len(x)
-        assert isinstance(disk.store, np.memmap) and str(tmp_path) in disk.store.filename
+        assert isinstance(disk.store, Rows) and str(tmp_path) in str(disk.store.path)
         torch.testing.assert_close(mem.gather(idx), fresh, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(disk.gather(idx), mem.gather(idx), rtol=0, atol=0)  # same chunks: bit-equal
         assert len(os.listdir(tmp_path)) == 1  # one fresh directory under the caller's
     assert os.listdir(tmp_path) == []  # deleted on close; the caller's directory stays
 
 
-def test_default_memmap_dir_is_removed_and_empty_split_is_an_error():
+def test_default_row_file_dir_is_removed_and_empty_split_is_an_error():
     orth, x, y = setup(4)
     cache = OrthCache.build(orth, TensorDataset(x, y), tap_end("conv", 1), torch.device("cpu"), max_bytes=1)
     where = cache.tmpdir

@@ -7,11 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from xferlab.at.streams import ZScoredSplit
+from xferlab.data import audio
+from xferlab.data.rows import Rows
 from xferlab.data.feature_cache import MARKER, cached_spectrograms, describe_cache, feature_key
 from xferlab.data.features import GlobalZScore, segment_clips, spectrogram
 
@@ -56,7 +59,7 @@ def test_a_second_instance_reads_without_decoding(tmp_path: Path):
         raise AssertionError("decoded again")
 
     cache, hit = cached_spectrograms("fake/task", DATA, 0.5, must_not_decode, root=tmp_path)
-    assert hit and isinstance(cache.split("train")[0], np.memmap)
+    assert hit and isinstance(cache.split("train")[0], Rows)
     assert "1 dataset feature set(s)" in describe_cache(tmp_path)
 
 
@@ -108,3 +111,53 @@ def test_streamed_batches_equal_in_memory_batches(tmp_path: Path):
                                   DataLoader(memory, 4, shuffle=True, generator=gen_b)):
         torch.testing.assert_close(xa, xb)
         assert torch.equal(ya, yb)
+
+
+def test_rows_read_what_a_memory_map_reads(tmp_path: Path):
+    x = np.random.default_rng(0).normal(size=(50, 7, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    rows = Rows(tmp_path / "x.npy")
+    assert len(rows) == 50 and rows.shape == x.shape
+    np.testing.assert_array_equal(rows[3], x[3])
+    np.testing.assert_array_equal(rows[-1], x[-1])
+    np.testing.assert_array_equal(rows[10:20], x[10:20])
+    np.testing.assert_array_equal(rows[5:30:4], x[5:30:4])
+    picked = np.array([9, 2, 3, 4, 40, 2, 49, 0])  # unsorted, runs, a repeat
+    np.testing.assert_array_equal(rows[picked], x[picked])
+    np.testing.assert_array_equal(np.asarray(rows), x)
+
+
+def test_clip_lengths_from_headers_equal_the_decoded_lengths(tmp_path: Path):
+    """The writer sizes its file from headers: they must agree with decoding, for
+    resampled files, stretches, a stretch past the file's end and FLAC."""
+    from tests.fake_trees import wav
+
+    files = [wav(tmp_path / "a.wav", n=44100, sr=44100), wav(tmp_path / "b.flac", n=8000, sr=8000, fmt="FLAC"),
+             wav(tmp_path / "c.wav", n=12345, sr=22050), wav(tmp_path / "d.wav", n=16000)]
+    rows = pd.DataFrame([{"path": str(f), "start": start, "end": end} for f in files
+                         for start, end in ((None, None), (0.1, 0.35), (0.2, 5.0), (0.0, 0.05))])
+    clips = audio.LazyClips(rows)
+    for i in range(len(clips)):
+        assert clips.samples(i) == len(clips[i]), rows.iloc[i].to_dict()
+
+
+def test_a_reader_task_is_decoded_once_clip_by_clip_into_the_cache(tmp_path: Path, monkeypatch):
+    """A reader's clips are decoded lazily: each once, while the cache is written, and the
+    cached values equal the in-memory computation on the decoded clips."""
+    from tests.fake_trees import wav
+
+    rows = pd.DataFrame([{"path": str(wav(tmp_path / f"{i}.wav", n=4000 + 1500 * i, seed=i)),
+                          "label": "ab"[i % 2], "group": str(i)} for i in range(12)])
+    parts = {"train": rows[:6], "val": rows[6:9], "test": rows[9:]}
+    task = audio.to_task("fake/reader", parts)
+    decoded = {k: [np.asarray(c) for c in v] for k, v in task.x.items()}
+    calls = []
+    real = audio.load_row
+    monkeypatch.setattr(audio, "load_row", lambda row, *a, **k: calls.append(row["path"]) or real(row, *a, **k))
+    cache, _ = cached_spectrograms("fake/reader", DATA, 0.5, lambda: task, root=tmp_path / "cache")
+    assert sorted(calls) == sorted(rows["path"])  # every clip decoded exactly once
+    ref = reference(SimpleNamespace(x=decoded, y=task.y), 0.5)
+    for split, (x_ref, y_ref) in ref.items():
+        streamed = ZScoredSplit(*cache.split(split), cache.mean, cache.std)
+        np.testing.assert_allclose(streamed.inputs(0, len(streamed)).numpy(), x_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(cache.split(split)[1], y_ref)

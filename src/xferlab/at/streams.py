@@ -1,4 +1,4 @@
-"""Training splits read from memory-mapped feature caches, z-scored on read.
+"""Training splits read from the on-disk feature caches, a batch at a time, z-scored on read.
 
 An AT instance then holds a batch, the model and (when it fits) the orthogonal
 activations in memory, not its dataset: the features stay on disk
@@ -17,7 +17,7 @@ class ZScoredSplit(Dataset):
     """Items ``(x (T, F) float32, y)`` of a feature split, ``(x - mean) / std`` on read.
 
     ``mean`` and ``std`` are the training split's global scalars (the paper's
-    normalisation); ``x`` may be a read-only memmap of any size.
+    normalisation); ``x`` may be a row file on disk (:class:`xferlab.data.rows.Rows`) of any size.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float) -> None:
@@ -35,7 +35,7 @@ class ZScoredSplit(Dataset):
         return self._scaled(np.asarray(self.x[i])), int(self.y[i])
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
-        """A whole batch with one read of the memmap (DataLoader calls this when present)."""
+        """A whole batch in one call (DataLoader calls this when present)."""
         rows = self._scaled(np.asarray(self.x[np.asarray(indices)]))
         return [(rows[k], int(self.y[i])) for k, i in enumerate(indices)]
 

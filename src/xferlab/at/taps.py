@@ -25,14 +25,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from xferlab.at.vgg import CONV_INDICES
+from xferlab.data.rows import Rows
 from xferlab.errors import UserError
 
 TAP_MODES = ("conv", "paper")
@@ -114,7 +115,7 @@ def orth_activation(orth: nn.Module, x: torch.Tensor, end: int) -> torch.Tensor:
         return features_up_to(orth, x, end)
 
 
-DEFAULT_CACHE_BYTES = 1 << 30  # in memory up to 1 GiB per split, else a memmap on disk
+DEFAULT_CACHE_BYTES = 1 << 30  # in memory up to 1 GiB per split, else a row file on disk
 
 
 def dataset_inputs(dataset: Dataset, start: int, stop: int) -> torch.Tensor:
@@ -130,11 +131,13 @@ class OrthCache:
     """Tapped orthogonal activations of every item of one split, gathered by item index.
 
     The store is a tensor on the compute device when the split fits under the byte budget,
-    else a numpy memmap in a fresh directory (under ``cache_dir`` if given, else the system
-    temp dir) that ``close()`` deletes. Build it with ``OrthCache.build``.
+    else a row file (:class:`xferlab.data.rows.Rows`: a batch reads its rows, nothing is
+    mapped, so the process stays the size of a batch) in a fresh directory (under
+    ``cache_dir`` if given, else the system temp dir) that ``close()`` deletes. Build it
+    with ``OrthCache.build``.
     """
 
-    def __init__(self, store: torch.Tensor | np.memmap, device: torch.device,
+    def __init__(self, store: torch.Tensor | Rows, device: torch.device,
                  tmpdir: str | None = None) -> None:
         self.store, self.device, self.tmpdir = store, device, tmpdir
 
@@ -143,14 +146,13 @@ class OrthCache:
         return torch.is_tensor(self.store)
 
     def __len__(self) -> int:
-        return int(self.store.shape[0])
+        return len(self.store)
 
     def gather(self, idx: torch.Tensor) -> torch.Tensor:
         """Item indices (B,) -> their activations (B, C, H, W) on the compute device."""
         if self.in_memory:
             return self.store.index_select(0, idx.to(self.store.device))
-        rows = np.asarray(self.store[idx.cpu().numpy()])  # fancy indexing copies the rows
-        return torch.from_numpy(rows).to(self.device)
+        return torch.from_numpy(self.store[idx.cpu().numpy()]).to(self.device)
 
     @classmethod
     def build(cls, orth: nn.Module, dataset: Dataset, end: int, device: torch.device,
@@ -167,8 +169,6 @@ class OrthCache:
         for start in range(len(first), n, chunk):
             x = dataset_inputs(dataset, start, min(start + chunk, n)).to(device)
             cache._write(start, orth_activation(orth, x, end))
-        if not cache.in_memory:
-            cache.store.flush()
         return cache
 
     @classmethod
@@ -180,17 +180,18 @@ class OrthCache:
             os.makedirs(cache_dir, exist_ok=True)
         tmpdir = tempfile.mkdtemp(prefix="xferlab_orth_", dir=cache_dir)
         np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-        store = np.memmap(os.path.join(tmpdir, "orth.f"), dtype=np_dtype, mode="w+", shape=shape)
-        return cls(store, device, tmpdir)
+        return cls(Rows.create(Path(tmpdir) / "orth.npy", shape, np_dtype), device, tmpdir)
 
     def _write(self, start: int, act: torch.Tensor) -> None:
         if self.in_memory:
             self.store[start:start + len(act)] = act
         else:
-            self.store[start:start + len(act)] = act.cpu().numpy()
+            self.store.write(start, act.cpu().numpy())
 
     def close(self) -> None:
-        """Free the store; delete the memmap's directory (idempotent)."""
+        """Free the store; delete the row file's directory (idempotent)."""
+        if not self.in_memory:
+            self.store.close()
         self.store = torch.empty(0)
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)

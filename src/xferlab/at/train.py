@@ -95,7 +95,7 @@ class Indexed(Dataset):
         return item[0], item[1], i
 
     def __getitems__(self, indices: list[int]) -> list[tuple[Any, Any, int]]:
-        """A batch in one read when the wrapped split can (a streamed memmap split)."""
+        """A batch in one read when the wrapped split can (a split streamed from disk)."""
         fetch = getattr(self.base, "__getitems__", None)
         items = fetch(indices) if fetch is not None else [self.base[i] for i in indices]
         return [(item[0], item[1], i) for item, i in zip(items, indices)]
@@ -222,7 +222,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     ``patience`` None or <= 0 disables early stopping. Without ``checkpoint_path`` the best
     state dict goes to a temporary file that is deleted afterwards. ``orth_cache``: compute
     the orthogonal activations of the train/val items once (in memory up to
-    ``orth_cache_bytes`` per split, else a memmap under ``orth_cache_dir`` or the system temp
+    ``orth_cache_bytes`` per split, else a row file under ``orth_cache_dir`` or the system temp
     dir, deleted afterwards); splits given as a DataLoader are not cached. Raises
     ``Diverged`` when no epoch has a finite validation loss.
     """

@@ -67,6 +67,24 @@ def read_audio(path: str | Path, sr: int = SR, start: float | None = None,
     return x
 
 
+def clip_samples(path: str | Path, sr: int = SR, start: float | None = None, end: float | None = None) -> int:
+    """How many samples :func:`read_audio` returns for the same arguments, from the file's
+    header alone (no decoding): the same frame arithmetic, then the resampler's length."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise UserError(f"cannot read audio file {path} ({exc}): replace the file or remove it") from None
+    native, frames = info.samplerate, info.frames
+    first = min(int(round((start or 0.0) * native)), frames)
+    n = frames - first if end is None else min(max(0, int(round(end * native)) - first), frames - first)
+    if native != sr:
+        g = gcd(int(native), int(sr))
+        n = -(-n * (sr // g) // (native // g))
+    if end is not None:
+        n = min(n, max(0, int(round((end - (start or 0.0)) * sr))))
+    return n
+
+
 def duration(path: str | Path) -> float:
     """Length of an audio file in seconds, from its header (no decoding)."""
     try:
@@ -114,6 +132,40 @@ def load_row(row: pd.Series, length: int | None = None, sr: int = SR) -> np.ndar
         if power(x) > 0.0 and power(noise) > 0.0:  # an all-zero clip has no SNR: left clean
             x = mix_at_snr(x, noise, float(row["snr_db"]))
     return x.astype(np.float32, copy=False)
+
+
+class LazyClips(Sequence[np.ndarray]):
+    """The clips of a manifest, decoded one at a time when indexed.
+
+    What a reader gives the anti-transfer jobs: the feature cache writer walks it once,
+    clip by clip, so a dataset larger than memory is never held decoded; ``samples(i)``
+    counts a clip's samples from its header, so the writer can size its file first.
+    """
+
+    def __init__(self, rows: pd.DataFrame, length: int | None = None, sr: int = SR) -> None:
+        self.rows, self.length, self.sr = rows.reset_index(drop=True), length, sr
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return load_row(self.rows.iloc[i], self.length, self.sr)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Every clip decoded and stacked (n, length): only for fixed-length clips."""
+        if self.length is None:
+            raise UserError("clips of different lengths cannot be stacked: give the task a clip length")
+        x = load_rows(self.rows, self.length, self.sr)
+        return x if dtype is None else x.astype(dtype, copy=False)
+
+    def samples(self, i: int) -> int:
+        """len(self[i]), from the file header (the noise mix and gain keep the length)."""
+        if self.length is not None:
+            return self.length
+        row = self.rows.iloc[i]
+        return clip_samples(row["path"], self.sr, _value(row, "start"), _value(row, "end"))
 
 
 def load_rows(rows: pd.DataFrame, length: int | None = None, sr: int = SR) -> np.ndarray | list[np.ndarray]:
@@ -176,8 +228,9 @@ def to_task(name: str, parts: dict[str, pd.DataFrame], length: int | None = None
 
     Classes are the sorted unique label strings unless given, so integer targets come
     from string labels by sorted value (never from an argmax of integer labels: defect 8).
-    With ``length`` the clips are padded/cut to it and stacked; without, each split's
-    ``x`` is a list of variable-length clips (the AT jobs segment them).
+    Each split's ``x`` is a :class:`LazyClips`: nothing is decoded here. The AT jobs walk
+    it clip by clip into the feature cache; a job that trains on arrays (V2S pretraining on
+    Speech Commands) takes ``np.asarray(x)``, which needs ``length`` (clips padded/cut to it).
     """
     from xferlab.data.tasks import AudioTask
 
@@ -192,7 +245,7 @@ def to_task(name: str, parts: dict[str, pd.DataFrame], length: int | None = None
         unknown = sorted(set(rows["label"].astype(str)) - set(index))
         if unknown:
             raise UserError(f"dataset {name}: labels {unknown[:5]} are not among the classes: fix the class list")
-        x[split] = load_rows(rows, length)
+        x[split] = LazyClips(rows, length)
         y[split] = rows["label"].astype(str).map(index).to_numpy(np.int64)
         g[split] = rows["group"].astype(str).to_numpy()
     return AudioTask(name, classes, x, y, g, dict(info or {}))

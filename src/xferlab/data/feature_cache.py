@@ -3,7 +3,12 @@
 An anti-transfer grid (13 layers x seeds) trains on the same features dozens of times;
 decoding and transforming the audio again for every instance costs more than a short
 training. The first instance (or worker process) that needs a dataset's segments writes
-them here; every later one memory-maps them without decoding.
+them here; every later one reads them without decoding.
+
+Neither side holds the dataset in memory: the writer sizes each file from the clips'
+headers, then decodes, segments and transforms a few hundred segments at a time; readers
+fetch the rows of a batch with positioned reads (:class:`Rows`), so a process's memory is
+its batch and its model, whatever the dataset's size (the page cache keeps what fits).
 
 Layout: ``$XFERLAB_CACHE/features/<key>/`` with ``<split>_x.npy`` (N, T, 129) float32
 (the raw paper spectrograms, not normalised), ``<split>_y.npy`` and ``meta.json`` (the
@@ -27,7 +32,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from xferlab.data.features import HOP, N_BINS, N_FFT, n_frames, segment_clips, spectrogram
+from xferlab.data.features import HOP, N_BINS, N_FFT, SAMPLE_RATE, n_frames, n_segments, segment, spectrogram
+from xferlab.data.rows import Rows
+from xferlab.errors import UserError
 
 FORMAT = 1  # bump when the feature computation changes: old caches are then never read
 MARKER = "COMPLETE"
@@ -63,7 +70,7 @@ def _absolute(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class CachedFeatures:
-    """A complete cache folder: memory-mapped splits and what the job needs to know."""
+    """A complete cache folder: splits read a few rows at a time and what the job needs to know."""
 
     root: Path
     meta: Mapping[str, Any]
@@ -76,9 +83,9 @@ class CachedFeatures:
     def splits(self) -> list[str]:
         return list(self.meta["splits"])
 
-    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x (N, T, 129) float32, read-only memmap; y (N,) int64)."""
-        return np.load(self.root / f"{name}_x.npy", mmap_mode="r"), np.load(self.root / f"{name}_y.npy")
+    def split(self, name: str) -> tuple[Rows, np.ndarray]:
+        """(x (N, T, 129) float32 rows read on demand; y (N,) int64)."""
+        return Rows(self.root / f"{name}_x.npy"), np.load(self.root / f"{name}_y.npy")
 
     @property
     def mean(self) -> float:
@@ -122,20 +129,43 @@ def cached_spectrograms(dataset: str, data: Mapping[str, Any], seconds: float, m
 
 
 def _write_split(clips: Any, labels: Any, seconds: float, out: Path, name: str) -> tuple[int, int, float, float]:
-    """Segment and transform one split into ``<name>_x.npy`` chunk by chunk; returns
-    (segments, values, sum, sum of squares) for the global z-score."""
-    segs, y, _ = segment_clips(list(clips), labels, seconds)  # (N, seg_len), (N,)
-    shape = (len(segs), n_frames(segs.shape[1]), N_BINS)
-    x = np.lib.format.open_memmap(out / f"{name}_x.npy", mode="w+", dtype=np.float32, shape=shape)
+    """Segment and transform one split into ``<name>_x.npy``, a few hundred segments at a
+    time, decoding each clip only when its turn comes; returns (segments, values, sum,
+    sum of squares) for the global z-score."""
+    counts = [n_segments(_samples(clips, i), seconds) for i in range(len(clips))]
+    seg_len = int(round(seconds * SAMPLE_RATE))
+    shape = (sum(counts), n_frames(seg_len), N_BINS)
+    x = Rows.create(out / f"{name}_x.npy", shape, np.float32)
     total = square = 0.0
-    for start in range(0, len(segs), CHUNK):
-        part = spectrogram(segs[start:start + CHUNK]).numpy()  # (n, T, 129)
-        x[start:start + len(part)] = part
+    for start, segs in _segment_chunks(clips, counts, seconds):
+        part = spectrogram(segs).numpy()  # (n, T, 129)
+        x.write(start, part)
         total += float(part.sum(dtype=np.float64))
         square += float(np.square(part, dtype=np.float64).sum())
-    x.flush()
-    np.save(out / f"{name}_y.npy", np.asarray(y, dtype=np.int64))
-    return len(segs), int(np.prod(shape)), total, square
+    x.close()
+    np.save(out / f"{name}_y.npy", np.repeat(np.asarray(labels, dtype=np.int64), counts))
+    return shape[0], int(np.prod(shape)), total, square
+
+
+def _samples(clips: Any, i: int) -> int:
+    """A clip's length: from its file header for lazily decoded clips, else len()."""
+    return clips.samples(i) if hasattr(clips, "samples") else len(clips[i])
+
+
+def _segment_chunks(clips: Any, counts: list[int], seconds: float):
+    """(first segment index, segments) of about CHUNK segments at a time, each clip decoded
+    once, in order; a clip whose decoded length disagrees with its header is an error."""
+    start, pending, pending_n = 0, [], 0
+    for i, expected in enumerate(counts):
+        segs = segment(clips[i], seconds)
+        if len(segs) != expected:
+            raise UserError(f"clip {i} decoded to {len(segs)} segments but its header said {expected}: "
+                            "the file is damaged; re-extract the dataset")
+        pending.append(segs)
+        pending_n += len(segs)
+        if pending_n >= CHUNK or i == len(counts) - 1:
+            yield start, np.concatenate(pending)
+            start, pending, pending_n = start + pending_n, [], 0
 
 
 def _global_stats(train: tuple[int, int, float, float], eps: float = 1e-8) -> tuple[float, float]:

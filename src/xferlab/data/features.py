@@ -92,6 +92,17 @@ def spectrogram(wave: "np.ndarray | torch.Tensor", chunk: int = 512) -> "torch.T
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
+def n_segments(samples: int, seconds: float, sr: int = SAMPLE_RATE, min_tail: float = 0.0) -> int:
+    """How many segments :func:`segment` cuts from a clip of ``samples`` samples. A cache
+    writer counts them from file headers before decoding anything, to size its file."""
+    if seconds <= 0:
+        raise UserError(f"segment length {seconds} s must be positive: set data.segment_s > 0")
+    if samples == 0:
+        raise UserError("empty clip given to segment: drop zero-length files from the dataset")
+    n_full, tail = divmod(int(samples), int(round(seconds * sr)))
+    return n_full + int(tail > 0 and (tail >= min_tail * sr or n_full == 0))
+
+
 def segment(wave: np.ndarray, seconds: float, sr: int = SAMPLE_RATE,
             min_tail: float = 0.0) -> np.ndarray:
     """Cut a clip into non-overlapping segments of ``seconds``: (L,) -> (n_seg, seg_len).
@@ -100,16 +111,9 @@ def segment(wave: np.ndarray, seconds: float, sr: int = SAMPLE_RATE,
     the paper; a tail shorter than ``min_tail`` seconds is dropped unless it is the only
     segment, so that no clip disappears.
     """
-    if seconds <= 0:
-        raise UserError(f"segment length {seconds} s must be positive: set data.segment_s > 0")
     wave = np.asarray(wave, dtype=np.float32).reshape(-1)
-    if wave.size == 0:
-        raise UserError("empty clip given to segment: drop zero-length files from the dataset")
     seg_len = int(round(seconds * sr))
-    n_full, tail = divmod(wave.shape[0], seg_len)
-    keep_tail = tail > 0 and (tail >= min_tail * sr or n_full == 0)
-    n_seg = n_full + int(keep_tail)
-    out = np.zeros((n_seg, seg_len), dtype=np.float32)
+    out = np.zeros((n_segments(wave.shape[0], seconds, sr, min_tail), seg_len), dtype=np.float32)
     flat = out.reshape(-1)
     used = min(wave.shape[0], out.size)
     flat[:used] = wave[:used]

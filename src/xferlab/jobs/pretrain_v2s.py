@@ -19,12 +19,11 @@ from xferlab.spec import Instance
 SAMPLE_CLIPS = 256
 
 
-def save_source_sample(task: Any, out: Any, seed: int) -> None:
+def save_source_sample(x: np.ndarray, y: np.ndarray, out: Any, seed: int) -> None:
     """Up to SAMPLE_CLIPS test clips as int16 (small, exact enough for logits)."""
-    x = task.x["test"]
     idx = np.sort(np.random.default_rng(seed).choice(len(x), min(SAMPLE_CLIPS, len(x)), replace=False))
     clipped = np.clip(x[idx], -1.0, 1.0)
-    np.savez_compressed(out / "source_sample.npz", x=(clipped * 32767).astype(np.int16), y=task.y["test"][idx])
+    np.savez_compressed(out / "source_sample.npz", x=(clipped * 32767).astype(np.int16), y=y[idx])
 
 
 def run(instance: Instance, run: Any) -> dict[str, float]:
@@ -36,10 +35,11 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
 
     cfg = instance.cfg
     task = DATASETS.create(instance.dataset, instance.config["data"])
+    x = {split: np.asarray(clips, dtype=np.float32) for split, clips in task.x.items()}  # readers decode here
     t = cfg.train
     model = build_source_model(cfg.model.arch, task.n_classes)
-    result = pretrain_source(model, task.x["train"], task.y["train"], task.x["val"], task.y["val"],
-                             task.x["test"], task.y["test"], epochs=t.epochs, batch_size=t.batch_size,
+    result = pretrain_source(model, x["train"], task.y["train"], x["val"], task.y["val"],
+                             x["test"], task.y["test"], epochs=t.epochs, batch_size=t.batch_size,
                              lr=t.lr, seed=instance.seed, augment=t.augment,
                              lr_schedule=t.lr_schedule, on_epoch=run.log_epoch)
     metrics = {k: float(v) for k, v in result.metrics.items()}
@@ -47,7 +47,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     run.log_metrics(metrics)
     out = run.artifact_dir
     (out / "labels.json").write_text(json.dumps(task.classes))
-    save_source_sample(task, out, instance.seed)
+    save_source_sample(x["test"], task.y["test"], out, instance.seed)
     plot_training_curves(result.history, out / "curves.png", title=f"{cfg.model.arch} on {task.name}")
     name = get_kind(instance.kind).registers(instance)
     version = tracking.register_keras_model(model, name, run, metric=metrics["best_val_accuracy"],
