@@ -1,7 +1,7 @@
 """What the on-disk feature cache saves an AT grid: the first instance's feature step
 (decode the dataset, segment, spectrograms, written to the cache) against every later
-instance's (open the memory-mapped cache and read every item once, z-scored, as training
-does in its first epoch), measured side by side in one run on a fresh cache folder.
+instance's (open the cache and read every item once, z-scored, as training does in its
+first epoch), measured side by side in one run on a fresh cache folder.
 
 The first is what every instance paid before the cache (it decoded the dataset again).
 Usage: python bench/bench_feature_cache.py [--dataset synth/style_speakersplit]

@@ -62,3 +62,16 @@ def test_default_row_file_dir_is_removed_and_empty_split_is_an_error():
     assert not os.path.exists(where)
     with pytest.raises(UserError, match="empty"):
         OrthCache.build(orth, TensorDataset(x[:0], y[:0]), 3, torch.device("cpu"))
+
+
+def test_the_in_memory_budget_follows_the_memory_this_process_may_take():
+    """A run under a memory cap spills its orthogonal activations to disk: the default
+    budget is at most 1 GiB and at most an eighth of the memory still available (which is
+    at most the machine's MemAvailable)."""
+    from xferlab.at.taps import MAX_CACHE_BYTES, cache_budget
+    from xferlab.data.rows import available_memory
+
+    meminfo = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) * 1024
+    assert 0 < available_memory() <= meminfo * 1.05  # 5 %: memory moves between the two reads
+    budget = cache_budget(torch.device("cpu"))
+    assert 0 < budget <= MAX_CACHE_BYTES and budget <= available_memory() // 8 + (64 << 20)

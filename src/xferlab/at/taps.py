@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from xferlab.at.vgg import CONV_INDICES
-from xferlab.data.rows import Rows
+from xferlab.data.rows import Rows, available_memory
 from xferlab.errors import UserError
 
 TAP_MODES = ("conv", "paper")
@@ -115,7 +115,18 @@ def orth_activation(orth: nn.Module, x: torch.Tensor, end: int) -> torch.Tensor:
         return features_up_to(orth, x, end)
 
 
-DEFAULT_CACHE_BYTES = 1 << 30  # in memory up to 1 GiB per split, else a row file on disk
+MAX_CACHE_BYTES = 1 << 30  # in memory up to 1 GiB per split, else a row file on disk
+
+
+def cache_budget(device: torch.device) -> int:
+    """Bytes one split's orthogonal activations may take in memory: 1 GiB, or an eighth of
+    what the device (GPU memory, else this process's RAM or memory cgroup) has free, when
+    that is less, so that a run under a memory cap spills to disk rather than being killed."""
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        free = available_memory()
+    return int(min(MAX_CACHE_BYTES, free // 8))
 
 
 def dataset_inputs(dataset: Dataset, start: int, stop: int) -> torch.Tensor:
@@ -156,7 +167,7 @@ class OrthCache:
 
     @classmethod
     def build(cls, orth: nn.Module, dataset: Dataset, end: int, device: torch.device,
-              max_bytes: int = DEFAULT_CACHE_BYTES, cache_dir: str | None = None,
+              max_bytes: int | None = None, cache_dir: str | None = None,
               chunk: int = 32) -> "OrthCache":
         """Run ``orth.features[:end]`` once over ``dataset`` in chunks of ``chunk`` items."""
         n = len(dataset)
@@ -164,7 +175,8 @@ class OrthCache:
             raise UserError("cannot cache the orthogonal activations of an empty split")
         first = orth_activation(orth, dataset_inputs(dataset, 0, min(chunk, n)).to(device), end)
         shape, nbytes = (n, *first.shape[1:]), n * first[0].numel() * first.element_size()
-        cache = cls._allocate(shape, first.dtype, device, nbytes <= max_bytes, cache_dir)
+        budget = cache_budget(device) if max_bytes is None else max_bytes
+        cache = cls._allocate(shape, first.dtype, device, nbytes <= budget, cache_dir)
         cache._write(0, first)
         for start in range(len(first), n, chunk):
             x = dataset_inputs(dataset, start, min(start + chunk, n)).to(device)

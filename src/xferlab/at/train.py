@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from xferlab.at.config import ATConfig
 from xferlab.at.loss import at_loss
-from xferlab.at.taps import DEFAULT_CACHE_BYTES, ActivationTap, OrthCache, orth_activation
+from xferlab.at.taps import ActivationTap, OrthCache, orth_activation
 from xferlab.at.vgg import default_device
 from xferlab.errors import Diverged, UserError
 
@@ -215,14 +215,14 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
              at_cfg: ATConfig | Mapping[str, Any] | None = None,
              on_epoch: EpochCallback | None = None, checkpoint_path: str | None = None,
              device: str | torch.device | None = None, orth_cache: bool = True,
-             orth_cache_bytes: int = DEFAULT_CACHE_BYTES, orth_cache_dir: str | None = None) -> ATResult:
+             orth_cache_bytes: int | None = None, orth_cache_dir: str | None = None) -> ATResult:
     """Train ``model`` (CE, plus the AT term when ``at_cfg`` is enabled) with Adam, no weight
     decay, early stopping on the validation loss (CE + AT) and the best checkpoint reloaded.
 
     ``patience`` None or <= 0 disables early stopping. Without ``checkpoint_path`` the best
     state dict goes to a temporary file that is deleted afterwards. ``orth_cache``: compute
     the orthogonal activations of the train/val items once (in memory up to
-    ``orth_cache_bytes`` per split, else a row file under ``orth_cache_dir`` or the system temp
+    ``orth_cache_bytes`` per split, default :func:`xferlab.at.taps.cache_budget`, else a row file under ``orth_cache_dir`` or the system temp
     dir, deleted afterwards); splits given as a DataLoader are not cached. Raises
     ``Diverged`` when no epoch has a finite validation loss.
     """
@@ -253,7 +253,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
 
 
 def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,
-                 max_bytes: int, cache_dir: str | None, stack: contextlib.ExitStack) -> dict[str, OrthCache]:
+                 max_bytes: int | None, cache_dir: str | None, stack: contextlib.ExitStack) -> dict[str, OrthCache]:
     """Caches for the splits evaluated every epoch (train, val); the test split runs once,
     so caching it saves nothing. DataLoader splits carry no item index: not cached."""
     caches = {}

@@ -38,7 +38,7 @@ from xferlab.errors import UserError
 
 FORMAT = 1  # bump when the feature computation changes: old caches are then never read
 MARKER = "COMPLETE"
-CHUNK = 256  # segments transformed per step: bounds the memory of the transform
+CHUNK_BYTES = 16 << 20  # spectrogram bytes transformed per step: bounds the transform's memory
 
 
 def cache_root() -> Path:
@@ -153,8 +153,11 @@ def _samples(clips: Any, i: int) -> int:
 
 
 def _segment_chunks(clips: Any, counts: list[int], seconds: float):
-    """(first segment index, segments) of about CHUNK segments at a time, each clip decoded
-    once, in order; a clip whose decoded length disagrees with its header is an error."""
+    """(first segment index, segments) of about CHUNK_BYTES of spectrograms at a time, each
+    clip decoded once, in order; a clip whose decoded length disagrees with its header is an
+    error."""
+    seg_len = int(round(seconds * SAMPLE_RATE))
+    chunk = max(1, CHUNK_BYTES // (n_frames(seg_len) * N_BINS * 4))
     start, pending, pending_n = 0, [], 0
     for i, expected in enumerate(counts):
         segs = segment(clips[i], seconds)
@@ -163,7 +166,7 @@ def _segment_chunks(clips: Any, counts: list[int], seconds: float):
                             "the file is damaged; re-extract the dataset")
         pending.append(segs)
         pending_n += len(segs)
-        if pending_n >= CHUNK or i == len(counts) - 1:
+        if pending_n >= chunk or i == len(counts) - 1:
             yield start, np.concatenate(pending)
             start, pending, pending_n = start + pending_n, [], 0
 

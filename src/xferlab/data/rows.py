@@ -99,3 +99,46 @@ class Rows:
             self._fd = None
 
     __del__ = close
+
+
+def available_memory() -> int:
+    """Bytes this process can still take: the machine's available memory, or what its memory
+    cgroup (v1 or v2) leaves below its limit when that is less. What a cache kept in memory
+    must fit in, so that a capped process spills to disk instead of being killed."""
+    avail = _meminfo_available()
+    for limit, usage in _cgroup_files():
+        try:
+            cap = Path(limit).read_text().strip()
+            if cap.isdigit():
+                avail = min(avail, int(cap) - int(Path(usage).read_text().strip()))
+        except OSError:
+            continue
+    return max(0, avail)
+
+
+def _meminfo_available() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62  # not Linux: no known bound
+
+
+def _cgroup_files() -> list[tuple[str, str]]:
+    """(limit file, usage file) of this process's memory cgroup(s), from /proc/self/cgroup."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2 unified hierarchy
+            base = Path("/sys/fs/cgroup") / path.lstrip("/")
+            out.append((str(base / "memory.max"), str(base / "memory.current")))
+        elif "memory" in controllers.split(","):
+            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            out.append((str(base / "memory.limit_in_bytes"), str(base / "memory.usage_in_bytes")))
+    return out
