@@ -124,7 +124,8 @@ def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics:
     from xferlab import tracking
 
     config = {"width": instance.cfg.model.width, "n_classes": task["n_classes"], "classes": task["classes"],
-              "task": instance.dataset}
+              "task": instance.dataset, "segment_s": task["seconds"], "mean": task["mean"], "std": task["std"]}
+    # segment length and the training split's z-score: what xferlab.serving needs to classify raw audio
     version = tracking.register_torch_state(model.state_dict(), config, name, run,
                                             metric=metrics["best_val_accuracy"], metric_name="val_accuracy")
     run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version})

@@ -51,7 +51,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     plot_training_curves(result.history, out / "curves.png", title=f"{cfg.model.arch} on {task.name}")
     name = get_kind(instance.kind).registers(instance)
     version = tracking.register_keras_model(model, name, run, metric=metrics["best_val_accuracy"],
-                                            metric_name="val_accuracy")
+                                            metric_name="val_accuracy", input_example=x["test"][:1])
     run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version,
                   "xferlab.n_classes": task.n_classes})
     print(f"  registered {name} version {version}: held-out-speaker test accuracy "

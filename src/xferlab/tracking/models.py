@@ -35,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from xferlab.errors import UserError
+from xferlab.serving import CODE_DIR, CONFIG_FILE, SHIPPED, STATE_FILE
 from xferlab.tracking import store
 from xferlab.tracking.queries import quote
 from xferlab.tracking.runs import TrackedRun
@@ -42,7 +43,7 @@ from xferlab.tracking.runs import TrackedRun
 CHAMPION = "champion"
 DEFAULT_HINT = "register one first, e.g. pretrain it with `xferlab run experiments/sources/...`"
 TORCH_FLAVOR = "xferlab_torch_state"
-STATE_FILE, CONFIG_FILE = "state_dict.pt", "config.json"
+KERAS_DIR, KERAS_FILE = "xferlab", "model.keras"  # the trainable model beside the exported one
 T_FORMAT, T_METRIC, T_METRIC_NAME, T_HIGHER = ("xferlab.format", "xferlab.metric",
                                                "xferlab.metric_name", "xferlab.higher_is_better")
 _log = logging.getLogger("xferlab.tracking")
@@ -151,20 +152,31 @@ def _beats_champion(client: MlflowClient, name: str, metric: float, higher: bool
 
 def register_keras_model(model: Any, name: str, run: TrackedRun | str, metric: float,
                          higher_is_better: bool = True, alias: str = CHAMPION,
-                         metric_name: str = "metric") -> int:
-    """Log a Keras model from ``run`` and register it as a new version of ``name``; its number."""
-    import mlflow.keras
+                         metric_name: str = "metric", input_example: Any = None) -> int:
+    """Log a Keras model from ``run`` and register it as a new version of ``name``; its number.
 
-    reqs = _pins("tensorflow", "keras", "kapre")
+    The ``keras`` flavour holds the model *exported* (a TensorFlow SavedModel with a
+    signature: float32 (n, 16000) raw audio in, (n, classes) probabilities out), so
+    ``mlflow.keras.load_model``, ``mlflow.pyfunc.load_model`` and ``mlflow models serve``
+    need neither xferlab nor kapre. ``xferlab/model.keras`` beside it is the trainable Keras
+    model that xferlab itself loads (with its layers registered) to reprogram.
+    """
+    import mlflow.keras
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    reqs = _pins("tensorflow", "keras")
+    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *model.input_shape[1:]))]),
+                               outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *model.output_shape[1:]))]))
 
     def save(path: str, mlflow_model: Model) -> None:
-        quiet = logging.getLogger("mlflow.keras.save")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)  # "no signature" warning: inputs are raw audio tensors
-        try:
-            mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, pip_requirements=reqs)
-        finally:
-            quiet.setLevel(level)
+        os.makedirs(path)  # mlflow 3.17 writes the input example before it creates the folder
+        mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, pip_requirements=reqs, signature=signature,
+                                input_example=None if input_example is None else np.asarray(input_example, np.float32),
+                                save_exported_model=True)
+        os.makedirs(os.path.join(path, KERAS_DIR))
+        model.save(os.path.join(path, KERAS_DIR, KERAS_FILE))
 
     return _register(run, name, "keras", save, metric, metric_name, higher_is_better, alias)
 
@@ -172,7 +184,9 @@ def register_keras_model(model: Any, name: str, run: TrackedRun | str, metric: f
 def register_torch_state(state_dict: Mapping[str, Any], model_config: Mapping[str, Any], name: str,
                          run: TrackedRun | str, metric: float, higher_is_better: bool = True,
                          alias: str = CHAMPION, metric_name: str = "metric") -> int:
-    """Register a PyTorch ``state_dict`` + JSON ``model_config`` (data only) as a version of ``name``."""
+    """Register a PyTorch ``state_dict`` + JSON ``model_config`` (data only) as a version of
+    ``name``, loadable with ``mlflow.pyfunc`` (:mod:`xferlab.serving`, shipped with it)."""
+    import mlflow.pyfunc
     import torch
 
     tensors = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state_dict.items()}
@@ -188,9 +202,24 @@ def register_torch_state(state_dict: Mapping[str, Any], model_config: Mapping[st
         mlflow_model.add_flavor(TORCH_FLAVOR, state_dict=STATE_FILE, config=CONFIG_FILE,
                                 torch_version=str(torch.__version__),
                                 loader="xferlab.tracking.load_torch_state (torch.load weights_only=True)")
+        _ship_serving_code(path)
+        mlflow.pyfunc.add_to_model(mlflow_model, loader_module="xferlab.serving", code=CODE_DIR)
         mlflow_model.save(os.path.join(path, "MLmodel"))
 
     return _register(run, name, "torch_state", save, metric, metric_name, higher_is_better, alias)
+
+
+def _ship_serving_code(path: str) -> None:
+    """Copy :mod:`xferlab.serving` and what it imports into ``<path>/code/xferlab/``."""
+    import shutil
+
+    import xferlab
+
+    package = os.path.dirname(xferlab.__file__)
+    for rel in SHIPPED:
+        target = os.path.join(path, CODE_DIR, "xferlab", rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(os.path.join(package, rel), target)
 
 
 # -- resolution and loading --------------------------------------------------------------
@@ -275,12 +304,21 @@ def _check_format(ref: ModelRef, wanted: str) -> None:
 
 def load_keras_model(ref: str, hint: str = DEFAULT_HINT,
                      custom_objects: Mapping[str, Any] | None = None) -> tuple[Any, ModelRef]:
-    """The Keras model behind ``ref`` (see :func:`resolve_model`) and its :class:`ModelRef`."""
+    """The trainable Keras model behind ``ref`` (see :func:`resolve_model`) and its
+    :class:`ModelRef`. The caller has imported the modules that register its layers."""
     resolved = resolve_model(ref, hint)
     _check_format(resolved, "keras")
-    import mlflow.keras  # imports TensorFlow (~8 s): only once the reference is known to be good
+    import keras  # imports TensorFlow (~8 s): only once the reference is known to be good
+    from mlflow.artifacts import download_artifacts
 
-    return mlflow.keras.load_model(resolved.uri, custom_objects=custom_objects), resolved
+    with tempfile.TemporaryDirectory(prefix="xferlab-load-") as tmp:
+        local = download_artifacts(artifact_uri=resolved.uri, dst_path=tmp)
+        trainable = os.path.join(local, KERAS_DIR, KERAS_FILE)
+        if os.path.isfile(trainable):
+            return keras.models.load_model(trainable, custom_objects=custom_objects), resolved
+        import mlflow.keras  # registered before models were exported: the flavour is the Keras file
+
+        return mlflow.keras.load_model(local, custom_objects=custom_objects), resolved
 
 
 def load_torch_state(ref: str, hint: str = DEFAULT_HINT,
