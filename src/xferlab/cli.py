@@ -74,12 +74,31 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_quickstart)
 
 
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="class activation maps of a finished V2S run (any test sample, any conv layer)",
+                       description="Draw Figure 4 again for a finished V2S run from its kept model: the "
+                       "target series, padded and reprogrammed waveform, mel spectrogram, the class "
+                       "activation map (gradient x activation) of each chosen conv layer and the attention "
+                       "weights; one PNG per test sample, logged to the run under explain/.")
+    p.add_argument("run_id", help="the MLflow run id of a FINISHED V2S run (kind v2s, method v2s)")
+    p.add_argument("--samples", type=int, nargs="+", default=[0], metavar="I",
+                   help="test series to explain, by index in the UCR test split (default: 0)")
+    p.add_argument("--layers", nargs="+", default=["conv1", "conv2"], metavar="NAME",
+                   help="conv layers of the source AM: conv1 and conv2 (default; every AM has both), or "
+                   "any other conv layer by name (an unknown name lists the AM's)")
+    p.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
+                   help="target class whose score is explained (default: the model's prediction)")
+    p.add_argument("--out", default="explain", help="folder for the PNGs (default: ./explain)")
+    p.add_argument("--no-log", action="store_true", help="do not log the PNGs to the run")
+    p.set_defaults(handler=cmd_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xferlab", description="Run, track, tune and report "
                                      "transfer experiments on audio models (Voice2Series, anti-transfer).")
     parser.add_argument("--version", action="version", version=f"xferlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_data, _add_list, _add_runs, _add_quickstart):
+    for add in (_add_run, _add_data, _add_list, _add_runs, _add_explain, _add_quickstart):
         add(sub)
     from xferlab.report.cli import add_report_parser
     from xferlab.tuning.cli import add_tune_parser
@@ -92,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xferlab.jobs.explain import explain
+
+    for path in explain(args.run_id, args.samples, args.layers, args.class_index, Path(args.out), not args.no_log):
+        print(f"wrote {path}")
+    if not args.no_log:
+        print(f"logged to run {args.run_id} under explain/")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from xferlab.spec import load_spec
 

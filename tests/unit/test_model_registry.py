@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from xferlab.errors import UserError
+from xferlab.serving import SHIPPED
 from xferlab.spec import Instance
 from xferlab.tracking import (ensure_store, load_keras_model, load_torch_state, model_exists, record_lineage,
                               register_keras_model, register_torch_state, resolve_model, start_instance_run)
@@ -66,8 +67,10 @@ def test_torch_state_round_trip_is_data_only(client: MlflowClient, store: str):
                                                                         "torch_state")
     model_dir = Path(download_artifacts(ref.uri))
     files = {p.name for p in model_dir.iterdir()} - {"registered_model_meta"}  # written by the download
-    assert files == {"MLmodel", "state_dict.pt", "config.json", "requirements.txt"}
+    assert files == {"MLmodel", "state_dict.pt", "config.json", "requirements.txt", "code"}
     torch.load(model_dir / "state_dict.pt", weights_only=True)  # loads without unpickling code
+    shipped = {str(p.relative_to(model_dir / "code" / "xferlab")) for p in (model_dir / "code").rglob("*.py")}
+    assert shipped == set(SHIPPED)  # the pyfunc loader and what it imports, nothing else
     logged = client.get_logged_model(ref.model_id)
     assert logged.experiment_id == run.experiment_id and logged.source_run_id == run.run_id
     assert logged.artifact_location.startswith(str(Path(store[len("sqlite:///"):]).parent / "mlartifacts"))

@@ -254,6 +254,9 @@ def test_figures_write_pngs(trained, am, tmp_path):
     v2s, x, y = trained["v2s"], trained["x"], trained["y"]
     cam = analysis.cam_analysis(v2s, x[0])
     assert cam["cams"]["conv1"].shape == (125, 80) and cam["attention"].shape == (125,)
+    for name, m in cam["cams"].items():  # Figure 4 shows something: no flat panel (conv2 was one)
+        assert np.isfinite(m).all() and np.abs(m).max() == pytest.approx(1.0), name
+        assert np.ptp(m, axis=0).max() > 0.05 and np.ptp(m, axis=1).max() > 0.05, f"{name} is flat"
     reps = analysis.tsne_representations(v2s, x[:12])
     paths = [figures.plot_training_curves(trained["result"].history, tmp_path / "curves.png"),
              figures.plot_cam_panel(cam, tmp_path / "cam.png"),

@@ -8,12 +8,14 @@ orthogonal model itself and registers it. Both may register their result
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from xferlab.catalog import DATASETS
-from xferlab.jobs.common import write_confusion
+from xferlab.jobs.common import MODEL_DIR, write_confusion
+from xferlab.serving import CONFIG_FILE, STATE_FILE
 from xferlab.spec import Instance
 
 HINT = "pretrain it with `xferlab run experiments/synth/orthogonal.yaml` (or the spec that registers it)"
@@ -81,9 +83,13 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     t = cfg.train
     run.set_tags({"xferlab.condition": condition(cfg), "xferlab.n_classes": task["n_classes"],
                   "xferlab.feature_cache": cache.root.name})
+    kept = run.artifact_dir / MODEL_DIR  # the best checkpoint, in the layout of a registered model
+    kept.mkdir(parents=True, exist_ok=True)
+    (kept / CONFIG_FILE).write_text(json.dumps(model_config(instance, task), indent=1))
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t.epochs, lr=t.lr,
                       batch_size=t.batch_size, patience=t.patience, seed=instance.seed,
-                      orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch)
+                      orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch,
+                      checkpoint_path=str(kept / STATE_FILE))
     metrics = final_metrics(result)
     run.log_metrics(metrics)
     from sklearn.metrics import confusion_matrix
@@ -114,6 +120,13 @@ def condition(cfg: Any) -> str:
     return "weight_init" if init else "baseline"
 
 
+def model_config(instance: Instance, task: Any) -> dict[str, Any]:
+    """What rebuilds the trained VGG16 and classifies raw audio with it (xferlab.serving):
+    width, classes, the segment length and the training split's z-score statistics."""
+    return {"width": instance.cfg.model.width, "n_classes": task["n_classes"], "classes": task["classes"],
+            "task": instance.dataset, "segment_s": task["seconds"], "mean": task["mean"], "std": task["std"]}
+
+
 def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics: dict[str, float]) -> None:
     """Register the trained model under the name its kind says (none: nothing to do)."""
     from xferlab.kinds import get_kind
@@ -123,10 +136,7 @@ def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics:
         return
     from xferlab import tracking
 
-    config = {"width": instance.cfg.model.width, "n_classes": task["n_classes"], "classes": task["classes"],
-              "task": instance.dataset, "segment_s": task["seconds"], "mean": task["mean"], "std": task["std"]}
-    # segment length and the training split's z-score: what xferlab.serving needs to classify raw audio
-    version = tracking.register_torch_state(model.state_dict(), config, name, run,
+    version = tracking.register_torch_state(model.state_dict(), model_config(instance, task), name, run,
                                             metric=metrics["best_val_accuracy"], metric_name="val_accuracy")
     run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version})
     print(f"  registered {name} version {version} (val accuracy {metrics['best_val_accuracy']:.4f})", flush=True)

@@ -6,6 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+MODEL_DIR = "model"  # a run's trained model, beside its other artifacts (V2S program, AT checkpoint)
+
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) with ``fraction`` of each class held out (at least one per class
     that has two or more examples), so tiny UCR training sets keep every class in both."""

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from xferlab.catalog import DATASETS
-from xferlab.jobs.common import stratified_holdout, write_confusion
+from xferlab.jobs.common import MODEL_DIR, stratified_holdout, write_confusion
 from xferlab.spec import Instance
 
 SOURCE_SAMPLE = "source_sample.npz"  # speech clips logged by pretraining, for the SWD
@@ -82,9 +82,49 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     run.log_metrics(metrics)
     write_confusion(result.confusion, [str(label) for label in ds.labels], run.artifact_dir,
                     f"{ds.name}: test confusion")
+    keep_model(instance, model, ref, ds, run.artifact_dir / MODEL_DIR)
     if cfg.analysis.figures:
         write_figures(instance, model, ds, result, run.artifact_dir)
     return metrics
+
+
+def keep_model(instance: Instance, model: Any, ref: Any, ds: Any, out: Any) -> None:
+    """The trained model, loadable again (``load_kept``): V2S keeps its program (theta, mask,
+    label mapping) and a pinned reference to the source AM version, not a copy of the AM;
+    TF_a, whose AM was fine-tuned, keeps the whole Keras model."""
+    import json
+
+    from xferlab.v2s.reprogram import program_state
+
+    out.mkdir(parents=True, exist_ok=True)
+    m = instance.cfg.model
+    meta = {"method": m.method, "source_uri": ref.uri, "source_name": ref.name, "source_version": ref.version,
+            "dataset": instance.dataset, "data": instance.config["data"], "length": int(ds.length),
+            "seg": int(m.seg), "n_classes": int(ds.n_classes), "labels": [str(x) for x in ds.labels]}
+    if m.method == "v2s":
+        np.savez(out / "program.npz", **program_state(model))
+    else:
+        model.save(out / "tf_a.keras")
+    (out / "model.json").write_text(json.dumps(meta, indent=1, default=str))
+
+
+def load_kept(local: Any) -> tuple[Any, dict]:
+    """(model, meta) from a run's downloaded ``model/`` folder (see :func:`keep_model`)."""
+    import json
+    from pathlib import Path
+
+    from xferlab import tracking
+    from xferlab.v2s import models  # noqa: F401  (registers the layers for loading)
+
+    folder = Path(local)
+    meta = json.loads((folder / "model.json").read_text())
+    if meta["method"] == "tf_a":
+        return models.load_keras_model(str(folder / "tf_a.keras")), meta
+    am, _ = tracking.load_keras_model(meta["source_uri"], hint="the source model version this run used was deleted")
+    from xferlab.v2s.reprogram import restore_v2s
+
+    with np.load(folder / "program.npz") as state:
+        return restore_v2s(am, dict(state), meta["length"], meta["seg"]), meta
 
 
 def write_figures(instance: Instance, model: Any, ds: Any, result: Any, out: Any) -> None:

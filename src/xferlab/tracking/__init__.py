@@ -20,7 +20,7 @@ _EXPORTS = {
     "start_instance_run": "runs", "start_run": "runs", "TrackedRun": "runs", "InstanceRun": "runs",
     "run_name": "runs", "ROLES": "runs",
     "find_finished": "queries", "finished_runs": "queries", "reap": "queries", "iter_runs": "queries",
-    "download_artifact": "queries",
+    "download_artifact": "queries", "get_run": "queries", "log_artifacts": "queries",
     "ModelRef": "models", "register_keras_model": "models", "load_keras_model": "models",
     "register_torch_state": "models", "load_torch_state": "models", "model_exists": "models",
     "resolve_model": "models", "record_lineage": "models", "CHAMPION": "models",

@@ -147,3 +147,22 @@ def download_artifact(run_id: str, path: str, dst: str | None = None) -> str:
     except Exception as exc:  # noqa: BLE001 - mlflow raises several types for a missing file
         raise UserError(f"run {run_id} has no artifact {path!r} ({type(exc).__name__}): "
                         "re-run the run that should have logged it") from None
+
+
+def get_run(run_id: str) -> Run:
+    """The run ``run_id`` of the current store, or a one-line error naming the store."""
+    from xferlab.errors import UserError
+    from xferlab.tracking.store import get_client, tracking_uri
+
+    try:
+        return get_client().get_run(run_id)
+    except Exception:  # noqa: BLE001 - mlflow raises several types for an unknown id
+        raise UserError(f"no run {run_id!r} in {tracking_uri()}: check the id (the MLflow UI lists them) "
+                        "and MLFLOW_TRACKING_URI") from None
+
+
+def log_artifacts(run_id: str, local_dir: str, artifact_path: str) -> None:
+    """Add the files of ``local_dir`` to a (finished) run's artifacts under ``artifact_path``."""
+    from xferlab.tracking.store import get_client
+
+    get_client().log_artifacts(run_id, local_dir, artifact_path)

@@ -91,8 +91,14 @@ def explain(am: keras.Model, wave: np.ndarray, class_index: int | None = None,
     The explained score is the class ``class_index`` (default: the arg max) of the AM's
     probabilities, or, with ``label_matrix`` (|Y_S| x |Y_T|, column-mean weights), of the
     mapped target scores, so the maps show what the reprogrammed AM uses for a target
-    class. Each map is relu(sum_k w_k A_k), w_k the mean gradient over positions, scaled
-    to [0, 1]: (T, F) for Conv2D layers, (T,) for Conv1D.
+    class. Each map is sum_k (dS/dA_k * A_k), the gradient times the activation at every
+    position summed over channels (HiResCAM), scaled by its largest magnitude to [-1, 1]:
+    positive where the activation raises the class score, negative where it lowers it;
+    (T, F) for Conv2D layers, (T,) for Conv1D.
+
+    Why not the classic Grad-CAM relu(sum_k mean(dS/dA_k) A_k): the AMs' ``conv2`` has one
+    filter, so that map is just +-A; whenever the position-averaged gradient is negative
+    the ReLU zeroes the whole map, which is what made Figure 4's conv2 panel one flat colour.
     """
     names = {layer.name for layer in am.layers}  # tap attention and mel when the AM has them
     extra = [n for n in ("attention_weights", "mel_db") if n in names]
@@ -105,9 +111,9 @@ def explain(am: keras.Model, wave: np.ndarray, class_index: int | None = None,
     tapped = dict(zip(extra, tapped))
     cams = {}
     for name, a, g in zip(layer_names, acts, grads):
-        w = tf.reduce_mean(g, axis=tuple(range(1, len(a.shape) - 1)), keepdims=True)  # (1, 1[, 1], C)
-        cam = tf.nn.relu(tf.reduce_sum(a * w, axis=-1))[0].numpy()  # (T, F) or (T,)
-        cams[name] = cam / cam.max() if cam.max() > 0 else cam
+        cam = tf.reduce_sum(a * g, axis=-1)[0].numpy()  # (T, F) or (T,)
+        peak = float(np.abs(cam).max())
+        cams[name] = cam / peak if peak > 0 else cam
     att = tapped.get("attention_weights")
     return {"cams": cams, "class_index": int(cls.numpy()), "scores": scores[0].numpy(),
             "attention": None if att is None else att[0].numpy(),  # (T,)
@@ -137,14 +143,17 @@ def grad_cam(am: keras.Model, wave: np.ndarray, class_index: int,
     return explain(am, wave, class_index, layer_names, label_matrix)["cams"]
 
 
-def cam_analysis(v2s: keras.Model, series: np.ndarray, class_index: int | None = None) -> dict:
-    """Everything Figure 4 shows for one target series (L,): waveforms, mel, CAMs, attention.
+def cam_analysis(v2s: keras.Model, series: np.ndarray, class_index: int | None = None,
+                 layer_names: tuple[str, ...] = ("conv1", "conv2")) -> dict:
+    """Everything Figure 4 shows for one target series (L,): waveforms, mel, CAMs of the
+    named conv layers, attention.
 
     ``class_index`` defaults to the V2S prediction (arg max of the mapped scores).
     """
     series = np.asarray(series, np.float32)
     wave = reprogrammed_input(v2s, series[None])[0]  # (16000,)
-    out = explain(inner_am(v2s), wave, class_index, label_matrix=v2s.get_layer("label_map").weights_matrix)
+    out = explain(inner_am(v2s), wave, class_index, tuple(layer_names),
+                  label_matrix=v2s.get_layer("label_map").weights_matrix)
     return {**out, "series": series, "padded": padded_input(v2s, series[None])[0], "reprogrammed": wave}
 
 

@@ -65,10 +65,12 @@ def _frame_extent(n_frames: int) -> list[float]:
     return [centre0 - hop / 2, centre0 + (n_frames - 0.5) * hop]
 
 
-def _image(ax, cax, data: np.ndarray, label: str, cmap: str) -> None:
-    """(T, F) map drawn with time on x (s, frame centres) and mel bin on y."""
+def _image(ax, cax, data: np.ndarray, label: str, cmap: str, symmetric: bool = False) -> None:
+    """(T, F) map drawn with time on x (s, frame centres) and mel bin on y; ``symmetric``
+    centres the colour scale on 0 (signed maps: red raises the class score, blue lowers it)."""
+    limits = {"vmin": -1.0, "vmax": 1.0} if symmetric else {}
     im = ax.imshow(np.asarray(data).T, origin="lower", aspect="auto", cmap=cmap,
-                   extent=_frame_extent(data.shape[0]) + [0, data.shape[1]])
+                   extent=_frame_extent(data.shape[0]) + [0, data.shape[1]], **limits)
     ax.set_xlim(0, SECONDS)
     ax.set_ylabel(label)
     fig = ax.get_figure()
@@ -92,8 +94,8 @@ def _cam_row(ax, cax, row: str, cam: dict) -> None:
     """Draw one row of the Figure 4 panel; ``cax`` is its colour-bar slot (hidden if unused)."""
     if row in ("mel",) or (row in cam["cams"] and cam["cams"][row].ndim == 2):
         data = cam["mel"] if row == "mel" else cam["cams"][row]
-        label = "log-mel (dB)\nmel bin" if row == "mel" else f"Grad-CAM {row}\nmel bin"
-        _image(ax, cax, data, label, "magma" if row == "mel" else "jet")
+        label = "log-mel (dB)\nmel bin" if row == "mel" else f"CAM {row}\nmel bin"
+        _image(ax, cax, data, label, "magma" if row == "mel" else "RdBu_r", symmetric=row != "mel")
         return
     cax.set_visible(False)
     if row == "series":
@@ -108,7 +110,7 @@ def _cam_row(ax, cax, row: str, cam: dict) -> None:
     elif row == "attention":
         _curve(ax, cam["attention"], "attention\nweight", "tab:green", frames=True)
     else:
-        _curve(ax, cam["cams"][row], f"Grad-CAM {row}", "tab:orange", frames=True)
+        _curve(ax, cam["cams"][row], f"CAM {row}", "tab:orange", frames=True)
 
 
 def plot_cam_panel(cam: dict, path: str | Path, title: str = "") -> Path:
@@ -129,7 +131,8 @@ def plot_cam_panel(cam: dict, path: str | Path, title: str = "") -> Path:
         _cam_row(ax, fig.add_subplot(grid[i, 1]), row, cam)
         axes.append(ax)
     axes[-1].set_xlabel("time in the AM input (s)")
-    fig.suptitle(title or f"V2S reprogrammed sample, Grad-CAM of target class {cam.get('class_index')}",
+    fig.suptitle(title or f"V2S reprogrammed sample, CAM (gradient x activation) of target class "
+                 f"{cam.get('class_index')}",
                  y=1 - 0.1 / len(rows))
     return _save(fig, path)
 

@@ -137,18 +137,21 @@ def source_predictions(am: keras.Model, x: np.ndarray, seg: int, batch_size: int
 def build_v2s(am: keras.Model, n_target: int, length: int, seg: int = 1, mapping: int | str = 1,
               mapping_kind: str = "random", dropout: float = 0.0, l2: float = 0.05,
               mask: bool | np.ndarray = False, seed: int | None = 0,
-              x_train: np.ndarray | None = None, y_train: np.ndarray | None = None) -> keras.Model:
+              x_train: np.ndarray | None = None, y_train: np.ndarray | None = None,
+              index_lists: list[list[int]] | None = None) -> keras.Model:
     """The V2S model: (b, L) target series -> (b, n_target) scores; only theta trains.
 
     ``mapping_kind='frequency'`` needs ``x_train``/``y_train`` (appendix D.2).
     ``mask=True`` zeroes theta where the target copies sit; an array gives M directly.
+    ``index_lists`` gives the label mapping itself (a kept program), instead of building it.
     """
     n_source = int(am.output_shape[-1])
     segment_starts(length, seg)  # fail early with a UserError
-    pred = None
-    if mapping_kind == "frequency" and x_train is not None:
-        pred = source_predictions(am, x_train, seg)
-    index_lists = build_mapping(mapping_kind, mapping, n_source, n_target, seed, pred, y_train)
+    if index_lists is None:
+        pred = None
+        if mapping_kind == "frequency" and x_train is not None:
+            pred = source_predictions(am, x_train, seg)
+        index_lists = build_mapping(mapping_kind, mapping, n_source, n_target, seed, pred, y_train)
     series = keras.Input((length,), name="series")  # (b, L)
     x = SegmentPad(seg, name="segment_pad")(series)  # (b, 16000)
     reprogram = Reprogram(dropout=dropout, l2=l2, seed=seed, name="reprogram")
@@ -175,3 +178,23 @@ def build_tf_a(am: keras.Model, n_target: int, length: int, seed: int | None = 0
     head = keras.layers.Dense(n_target, activation="softmax", name="tf_head",
                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
     return keras.Model(series, head(features(x)), name="tf_a")  # (b, n_target)
+
+
+def program_state(v2s: keras.Model) -> dict[str, np.ndarray]:
+    """What a trained V2S model adds to its AM: theta, the mask M and the label mapping
+    (source class lists per target class, as an (|Y_T|, max) array padded with -1)."""
+    reprogram, label_map = v2s.get_layer("reprogram"), v2s.get_layer("label_map")
+    lists = label_map.index_lists
+    mapping = np.full((len(lists), max(len(x) for x in lists)), -1, np.int64)
+    for j, sources in enumerate(lists):
+        mapping[j, :len(sources)] = sources
+    return {"theta": reprogram.theta.numpy(), "program_mask": reprogram.program_mask.numpy(), "mapping": mapping}
+
+
+def restore_v2s(am: keras.Model, state: dict[str, np.ndarray], length: int, seg: int) -> keras.Model:
+    """A V2S model rebuilt from its AM and :func:`program_state` (no training needed)."""
+    lists = [[int(s) for s in row if s >= 0] for row in np.asarray(state["mapping"])]
+    v2s = build_v2s(am, len(lists), length, seg=seg, index_lists=lists, l2=0.0)
+    v2s.get_layer("reprogram").theta.assign(state["theta"])
+    v2s.get_layer("reprogram").program_mask.assign(state["program_mask"])
+    return v2s
