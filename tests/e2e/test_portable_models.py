@@ -96,6 +96,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_mlflow_models_serve_answers_a_request(store_env, tmp_path: Path):
     _, env = store_env
     port = free_port()

@@ -106,7 +106,9 @@ def test_two_workers_on_a_fresh_sqlite_store(tuned):
     ("direction=maximize", "was created to minimize best_val_ce_loss, the spec says maximize"),
     ("space={at.layer: {type: int, low: 1, high: 6}}", "another search space (at.beta was searched"),
 ])
-def test_a_changed_study_is_refused(tuned, override: str, message: str):
+def test_a_changed_study_is_refused(tuned, override: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys):
+    from xferlab.cli import main  # in-process: the refusal comes before any trial or worker
+
     workdir, env, _, _ = tuned
     spec = workdir / "changed.yaml"
     spec.write_text(Path(STUDY).read_text().replace("../experiments", str(ROOT / "experiments")))
@@ -114,9 +116,13 @@ def test_a_changed_study_is_refused(tuned, override: str, message: str):
         spec.write_text(spec.read_text().split("space:")[0] + "space:\n  at.layer: {type: int, low: 1, high: 6}\n")
         override = "n_trials=3"
     before = len(load(workdir).trials)
-    out = run_cli(["tune", str(spec), "--set", override, *CHEAP], workdir, env)
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("XFERLAB_CACHE", env["XFERLAB_CACHE"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    assert main(["tune", str(spec), "--set", override, "--storage", f"sqlite:///{workdir / 'optuna.db'}",
+                 *CHEAP]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert len(load(workdir).trials) == before  # nothing ran
 
 
