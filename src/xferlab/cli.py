@@ -74,6 +74,25 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_quickstart)
 
 
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="put outside weights into the Model Registry")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="{import}")
+    imp = msub.add_parser("import", help="validate and register a Keras source AM or a VGG16 state dict",
+                          description="Register weights you already have. A .keras/.h5 file must be a source AM "
+                          "with xferlab's input contract (16000 raw samples at 16 kHz in, class probabilities "
+                          "out); a .pt/.pth file must be the state dict of a VGG16 of --width with one output "
+                          "per --classes name. Both are checked (shapes, one forward pass) before anything is "
+                          "registered.")
+    imp.add_argument("file", help="model file: .keras/.h5 (Keras AM) or .pt/.pth (VGG16 state dict)")
+    imp.add_argument("--name", required=True, help="registered model name, e.g. attrnn or ortho-my-speakers")
+    imp.add_argument("--width", type=float, help="VGG16 width of a state dict (1.0 = the paper's, 0.125, ...)")
+    imp.add_argument("--classes", help="a state dict's class names in output order, comma-separated")
+    imp.add_argument("--segment-s", type=float, default=1.0, help="a VGG16's input length in seconds (default 1.0)")
+    imp.add_argument("--mean", type=float, default=0.0, help="a VGG16's training z-score mean (default 0)")
+    imp.add_argument("--std", type=float, default=1.0, help="a VGG16's training z-score std (default 1)")
+    imp.set_defaults(handler=cmd_models_import)
+
+
 def _add_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="class activation maps of a finished V2S run (any test sample, any conv layer)",
                        description="Draw Figure 4 again for a finished V2S run from its kept model: the "
@@ -98,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "transfer experiments on audio models (Voice2Series, anti-transfer).")
     parser.add_argument("--version", action="version", version=f"xferlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_data, _add_list, _add_runs, _add_explain, _add_quickstart):
+    for add in (_add_run, _add_data, _add_list, _add_runs, _add_models, _add_explain, _add_quickstart):
         add(sub)
     from xferlab.report.cli import add_report_parser
     from xferlab.tuning.cli import add_tune_parser
@@ -111,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------------------
+def cmd_models_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xferlab.jobs.import_model import import_model
+
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    version = import_model(Path(args.file), args.name, args.width, classes, args.segment_s, args.mean, args.std)
+    print(f"registered {args.name} version {version} from {args.file} "
+          f"(load it with mlflow.pyfunc.load_model('models:/{args.name}/{version}'))")
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from pathlib import Path
 

@@ -64,3 +64,14 @@ def test_v2s_table_specs_choose_dropout_and_seg_on_held_out_validation(name: str
         cell = ",".join(p for p in i.cell.split(",") if not p.startswith(("model.dropout", "model.seg")))
         settings.setdefault(cell, set()).add((i.cfg.model.dropout, i.cfg.model.seg))
     assert all(len(s) >= 4 for s in settings.values()), settings
+
+
+def test_no_shipped_v2s_spec_validates_on_the_test_split():
+    """Paper mode (val_mode paper: the UCR test split as validation) stays available through
+    --set, never as a shipped default: every V2S instance, quickstart included, holds its
+    validation out of the training split."""
+    modes = {(str(p.relative_to(ROOT / "experiments")), i.cfg.train.val_mode)
+             for p in SPECS for i in load_spec(p).instances if i.kind == "v2s"}
+    assert modes and {mode for _, mode in modes} == {"holdout"}, sorted(m for m in modes if m[1] != "holdout")
+    assert load_spec(ROOT / "experiments/v2s/table2.yaml", ["train.val_mode=paper"]).instances[0].cfg.train.val_mode \
+        == "paper"
