@@ -395,3 +395,24 @@ def test_parent_stopped_by_an_exception_carries_its_reason(tmp_path: Path, sqlit
     assert run.info.status == status and run.data.tags["xferlab.error"] == reason
     files = {a.path for a in mlflow_store.list_artifacts(parent)}
     assert ("error.txt" in files) == (status == "FAILED")
+
+
+def test_trials_started_at_the_same_instant_never_exceed_the_budget(sqlite_ref):
+    """Three workers ask for a trial at once with room for two: trial numbers are given out
+    atomically, so the third stands down before it runs (FAIL marked surplus), counted
+    neither as done nor as a failure; once an earlier trial fails, a new one fits again."""
+    from xferlab.tuning.study import SURPLUS, counts, over_budget
+
+    study = optuna.create_study(storage=open_storage(sqlite_ref, 60, 120))
+    first, second, third = (study.ask() for _ in range(3))
+    assert [over_budget(study, t.number, 2) for t in (first, second, third)] == [False, False, True]
+    assert not over_budget(study, third.number, None)  # a time budget only: no trial count
+    objective = Objective(SimpleNamespace(n_trials=2, study="s", metric="m"), "parent", "uid")
+    with pytest.raises(TrialFailed, match="surplus"):
+        objective(third)
+    study.tell(third, state=TrialState.FAIL)
+    assert study.trials[third.number].system_attrs[SURPLUS] is True
+    n = counts(study)
+    assert (n["FAIL"], n["SURPLUS"], n["RUNNING"]) == (1, 1, 2)
+    study.tell(first, state=TrialState.FAIL)  # a real failure frees its place in the budget
+    assert not over_budget(study, study.ask().number, 2)

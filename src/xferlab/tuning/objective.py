@@ -34,7 +34,13 @@ class Objective:
 
     def __call__(self, trial: Any) -> float:
         from xferlab.tuning.liveness import owned
+        from xferlab.tuning.study import SURPLUS, over_budget
 
+        if over_budget(trial.study, trial.number, self.spec.n_trials):
+            trial.storage.set_trial_system_attr(trial._trial_id, SURPLUS, True)
+            self._say(trial, "SURPLUS", {}, time.monotonic(), f"earlier trials already fill the budget of "
+                      f"{self.spec.n_trials}; not run")
+            raise TrialFailed("surplus: the budget was taken by earlier trials")
         params = {key: p.suggest(trial) for key, p in self.spec.space.items()}
         instance = self.spec.instance(params)
         start = time.monotonic()

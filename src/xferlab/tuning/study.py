@@ -144,13 +144,29 @@ def wait_ready(study: Any, timeout_s: float = 3600.0) -> dict[str, Any]:
         time.sleep(2.0)
 
 
+SURPLUS = "xferlab_surplus"  # system attr: a trial started when earlier ones already filled the budget
+
+
 def counts(study: Any) -> dict[str, int]:
-    """Trials by state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING), and RETRIED: the
-    failed trials whose parameters were re-queued (their worker died, not the trial)."""
+    """Trials by state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING); RETRIED: the failed
+    trials whose parameters were re-queued (their worker died, not the trial); SURPLUS: the
+    failed trials that never ran because the budget was already taken (:func:`over_budget`)."""
     out = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     for trial in trials:
         out[trial.state.name] = out.get(trial.state.name, 0) + 1
     out["RETRIED"] = sum(t.state.name == "FAIL" and t.number in retried for t in trials)
+    out["SURPLUS"] = sum(t.state.name == "FAIL" and bool(t.system_attrs.get(SURPLUS)) for t in trials)
     return out
+
+
+def over_budget(study: Any, number: int, n_trials: int | None) -> bool:
+    """Whether trial ``number`` would exceed the budget: the trials numbered before it that
+    finished, run or wait already make ``n_trials``. The storage gives out trial numbers
+    atomically, so when several workers start trials at the same instant they all agree
+    which came first, and only the later ones stand down: the budget is exact."""
+    if n_trials is None:
+        return False
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+    return sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING") for t in earlier) >= n_trials

@@ -67,9 +67,10 @@ def summarize(study: Any, spec: StudySpec, parent_run_id: str, end_status: str |
     from xferlab.tracking import studies
 
     n = counts(study)
-    total = sum(v for k, v in n.items() if k != "RETRIED")
+    total = sum(v for k, v in n.items() if k not in ("RETRIED", "SURPLUS"))
     studies.log_metrics(parent_run_id, {f"trials_{k.lower()}": v for k, v in n.items()}, step=total)
     n.pop("RETRIED")
+    n.pop("SURPLUS")
     best = best_trial(study)
     with tempfile.TemporaryDirectory(prefix="xferlab-study-") as tmp:
         skipped = write_plots(study, Path(tmp))

@@ -9,8 +9,10 @@ The budget is study-wide: ``n_trials`` COMPLETE + PRUNED trials across every wor
 trial whose worker died is re-queued and does not count as a failure). Before each
 trial a worker fails the trials of dead workers (:mod:`xferlab.tuning.liveness`), then
 starts a trial only if a re-queued trial waits or finished + running trials leave room;
-otherwise it waits for the running ones, so a trial whose worker dies is re-run and the
-budget is reached exactly (up to trials started at the same instant by two workers).
+otherwise it waits for the running ones, so a trial whose worker dies is re-run. Two
+workers may still start trials at the same instant: the later-numbered one sees that the
+earlier trials fill the budget and stands down before it runs (a FAIL marked surplus,
+counted neither as done nor as a failure), so the budget is reached exactly.
 
 Every worker says why it stopped (budget reached, timeout, every trial failed, an error,
 interrupted, ...): a spawned worker sends its reason back on a queue, and one that died
@@ -79,7 +81,7 @@ def loop(study: Any, objective: Any, spec: Any, deadline: float | None, handler:
         done = n["COMPLETE"] + n["PRUNED"]
         if done >= spec.n_trials:
             return BUDGET_REACHED
-        failed = n["FAIL"] - n["RETRIED"]
+        failed = n["FAIL"] - n["RETRIED"] - n["SURPLUS"]
         if failed >= max(3, spec.n_trials):
             return failures_reason(failed, done)
         if deadline is not None and time.time() >= deadline:
