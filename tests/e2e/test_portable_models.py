@@ -71,6 +71,7 @@ def expected(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return am.predict(x, verbose=0), orth, config["classes"]
 
 
+@pytest.mark.slow  # a fresh TensorFlow + torch process (~14 s); xferlab.serving also runs in test_explain.py
 def test_registered_models_load_and_predict_with_mlflow_alone(store_env, tmp_path: Path):
     workdir, env = store_env
     x = clips()

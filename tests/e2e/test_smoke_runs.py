@@ -92,6 +92,7 @@ def test_second_run_skips_finished_instance(v2s_dir):
 BAD = {"model.source=no_such_model": "no registered model", "model.seg=99": "seg"}
 
 
+@pytest.mark.slow  # default-run time; the logic is also held by unit tests
 def test_bad_v2s_settings_fail_cleanly(v2s_dir):
     """Each bad setting (run together, as two users might) exits 2 with a one-line reason
     naming it; its run is FAILED with a traceback and nothing new is FINISHED."""

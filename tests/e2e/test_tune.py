@@ -126,6 +126,7 @@ def test_a_changed_study_is_refused(tuned, override: str, message: str, monkeypa
     assert len(load(workdir).trials) == before  # nothing ran
 
 
+@pytest.mark.slow  # default-run time; the logic is also held by unit tests
 def test_pruned_trials_are_tagged_and_killed_on_journal_storage(tuned):
     workdir, env, _, client = tuned
     out = run_cli(["tune", STUDY, "--storage", "studies/prune.log", "--n-trials", "2", "--set", "study=prune",
@@ -162,6 +163,7 @@ def failing(tuned) -> dict[str, subprocess.CompletedProcess]:
     return dict(zip(commands, run_cli_together(list(commands.values()), workdir, env)))
 
 
+@pytest.mark.slow  # default-run time; the logic is also held by unit tests
 def test_a_study_whose_every_trial_fails_exits_non_zero_with_a_failed_parent(tuned, failing):
     workdir, env, _, client = tuned
     out = failing["diverged"]
@@ -182,6 +184,7 @@ def test_a_study_whose_every_trial_fails_exits_non_zero_with_a_failed_parent(tun
     assert f"MLflow parent run {parent.info.run_id} (FAILED)" in out.stdout
 
 
+@pytest.mark.slow  # default-run time; the logic is also held by unit tests
 def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned, failing):
     workdir, env, _, client = tuned
     out = failing["user-error"]
@@ -196,6 +199,7 @@ def test_a_user_error_in_a_trial_stops_the_study_with_a_failed_parent(tuned, fai
     assert Path(client.download_artifacts(parent.info.run_id, "error.txt")).read_text() == reason + "\n"
 
 
+@pytest.mark.slow  # default-run time; the logic is also held by unit tests
 def test_study_resumed_after_its_worker_was_killed(tuned):
     workdir, env, _, client = tuned
     slower = ["--set", "train.epochs=4", "--set", "data.max_items=32"]  # a trial outlives the wait below (polled)
