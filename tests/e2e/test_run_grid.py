@@ -59,8 +59,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
     return workdir, fresh_env(cache_dir), f"sqlite:///{workdir}/mlflow.db"
 
 
-@pytest.mark.slow  # default-run time; the logic is also held by unit tests
-def test_two_processes_share_a_grid_on_a_fresh_sqlite_store(grid):
+def test_two_processes_share_a_grid_on_a_fresh_sqlite_store(grid):  # test_skip_and_force reuses its grid
     workdir, env, uri = grid
     outs = run_twice_at_once(workdir / "grid.yaml", workdir, env)
     check_each_instance_once(uri, outs, 3)
