@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from xferlab.data.features import SAMPLE_RATE
+
 SHIPPED = ("__init__.py", "errors.py", "serving.py", "at/__init__.py", "at/vgg.py", "data/__init__.py",
            "data/features.py")  # what this module needs, relative to the xferlab package
-SAMPLE_RATE = 16000
 STATE_FILE, CONFIG_FILE, CODE_DIR = "state_dict.pt", "config.json", "code"
 
 

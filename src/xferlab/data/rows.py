@@ -58,10 +58,12 @@ class Rows:
         return self._fd
 
     def _read(self, first: int, n: int) -> np.ndarray:
-        data = os.pread(self._descriptor(), n * self.row_bytes, self.offset + first * self.row_bytes)
-        if len(data) != n * self.row_bytes:
+        """Rows first..first+n-1, read straight into a new array (one copy: disk to array)."""
+        out = np.empty((n, *self.shape[1:]), self.dtype)
+        got = os.preadv(self._descriptor(), [memoryview(out).cast("B")], self.offset + first * self.row_bytes)
+        if got != out.nbytes:
             raise UserError(f"{self.path} is shorter than its header says: delete the cache folder it is in")
-        return np.frombuffer(bytearray(data), self.dtype).reshape((n, *self.shape[1:]))
+        return out
 
     def write(self, first: int, rows: np.ndarray) -> None:
         """Rows ``first``.. of the file set to ``rows`` (same row shape and dtype)."""
