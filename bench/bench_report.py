@@ -1,21 +1,24 @@
-"""Benchmark: the whole report over N synthetic runs vs a bare ``mlflow.search_runs``.
+"""Benchmark: the report over 1000, 5000 and 50 000 runs, first and second time, beside a
+bare ``mlflow.search_runs`` of the same runs.
 
-Generates N runs (default 5000) shaped like xferlab's (V2S Tables 2/4/D.2, source
-pretraining, the anti-transfer catalogue with 13 layers, Optuna studies with trials in
-every state, a few failed runs) through the MLflow tracking API (create_run + one
-log_batch + set_terminated per run, in parallel processes) into a temporary sqlite store,
-then times, in one warm process:
+Generates runs shaped like xferlab's (V2S Tables 2/4/D.2, source pretraining, the
+anti-transfer catalogue with 13 layers, Optuna studies with trials in every state, a few
+failed runs) through the MLflow tracking API (create_run + one log_batch + set_terminated
+per run, in parallel processes) into a temporary sqlite store. Through the API this
+machine makes about 20 runs a second, so stores larger than ``--base`` runs are copies of
+the base store with every run cloned in SQL under new run ids (tags, params, latest
+metrics and metric histories included) until the size is reached.
 
-- ``mlflow.search_runs`` of all runs of all experiments into a DataFrame (best of 2), and
-- ``xferlab.report.build.build_report`` of every item (fetch, tables, figures, xlsx, html),
+Per size, in one warm process: the whole report with an empty run cache (the first
+report), a bare ``mlflow.search_runs`` of every run of every experiment into a DataFrame,
+and the whole report again over the unchanged store (the second report: finished runs
+come from the cache). Prints the seconds and the ratios. Usage::
 
-and prints the ratio. Usage::
+    python bench/bench_report.py [--sizes 1000 5000 50000] [--base 5000] [--workers 2] [--store DIR]
 
-    python bench/bench_report.py [--runs 5000] [--workers 2] [--store DIR] [--out DIR]
-
-``--store DIR`` keeps the generated store there and reuses it when it already holds runs;
-the default is a temporary folder in /dev/shm when there is one (sqlite commits without
-fsync: generation is about twice as fast; the timings compare reads only).
+``--store DIR`` keeps the generated stores there and reuses them; the default is a
+temporary folder in /dev/shm when there is one (sqlite commits without fsync: generation
+is about twice as fast; the timings compare reads only).
 """
 from __future__ import annotations
 
@@ -185,59 +188,125 @@ def generate(uri: str, n: int, workers: int) -> float:
     return time.perf_counter() - start
 
 
-def time_search(gc_off: bool = False) -> tuple[float, int]:
-    """Bare ``mlflow.search_runs`` of every run of every experiment into a DataFrame
-    (optionally with the garbage collector paused, as the report's own fetch does)."""
-    import gc
+def clone(db: Path, size: int) -> float:
+    """Copy the runs of ``db`` (with their tags, params and metrics) under new run ids until
+    it holds ``size`` runs; the seconds it took."""
+    import sqlite3
 
+    start = time.perf_counter()
+    con = sqlite3.connect(db)
+    base = [r[0] for r in con.execute("SELECT run_uuid FROM runs ORDER BY start_time, run_uuid")]
+    tables = ("runs", "tags", "params", "latest_metrics", "metrics")
+    columns = {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})")] for t in tables}
+    con.execute("CREATE TEMP TABLE base (run_uuid TEXT PRIMARY KEY)")
+    con.executemany("INSERT INTO base VALUES (?)", [(r,) for r in base])
+    copy = 1
+    while (have := con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]) < size:
+        take = min(len(base), size - have)
+        con.execute("DELETE FROM base WHERE run_uuid NOT IN (SELECT run_uuid FROM base LIMIT ?)", (take,))
+        new_id = f"printf('%04x', {copy}) || substr(run_uuid, 5)"  # a new, unique 32-character id
+        for table in tables:
+            cols = columns[table]
+            picked = ", ".join(new_id if c == "run_uuid" else c for c in cols)
+            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {picked} FROM {table} "
+                        "WHERE run_uuid IN (SELECT run_uuid FROM base)")
+        con.commit()
+        print(f"\r  copied up to {min(size, have + take)}/{size} runs", end="", flush=True)
+        copy += 1
+    print()
+    con.close()
+    return time.perf_counter() - start
+
+
+def time_search() -> tuple[float, int]:
+    """Bare ``mlflow.search_runs`` of every run of every experiment into a DataFrame."""
     import mlflow
 
-    if gc_off:
-        gc.disable()
-    try:
-        start = time.perf_counter()
-        frame = mlflow.search_runs(search_all_experiments=True, max_results=100_000)
-        return time.perf_counter() - start, len(frame)
-    finally:
-        gc.enable()
+    start = time.perf_counter()
+    frame = mlflow.search_runs(search_all_experiments=True, max_results=1_000_000)
+    return time.perf_counter() - start, len(frame)
+
+
+def make_store(root: Path, size: int, base: int, workers: int) -> str:
+    """``root/<size>/mlflow.db``: generated through the API up to ``base`` runs, the rest
+    cloned from a copy of the base store."""
+    import shutil
+
+    path = root / str(size) / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    if path.exists():
+        return uri
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if size <= base:
+        print(f"generating {size} runs in {path.parent} with {workers} workers ...", flush=True)
+        print(f"  {size} runs in {generate(uri, size, workers):.1f} s", flush=True)
+        return uri
+    source = Path(make_store(root, base, base, workers)[len("sqlite:///"):])
+    shutil.copyfile(source, path)
+    print(f"copying the {base}-run store's runs up to {size} runs ...", flush=True)
+    print(f"  {size} runs in {clone(path, size):.1f} s", flush=True)
+    return uri
+
+
+def warm_up_imports() -> None:
+    """Import what the report imports (every item's module, matplotlib, xlsxwriter), as the
+    warm-up search imported MLflow's, so neither contestant pays for imports."""
+    import importlib
+
+    import matplotlib.pyplot as plt
+    import xlsxwriter  # noqa: F401
+
+    from xferlab.registry import TABLES
+    from xferlab.report.items import item_names
+
+    for name in item_names():
+        TABLES.get(name)
+    plt.close(plt.figure())
+    importlib.import_module("xferlab.report.html")
+
+
+def measure(uri: str, cache: Path, out: Path) -> dict[str, float]:
+    """First report (empty run cache), bare search_runs, second report; seconds each."""
+    import mlflow
+
+    from xferlab import tracking
+    from xferlab.report.build import build_report
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["XFERLAB_CACHE"] = str(cache)
+    tracking.ensure_store(uri)
+    mlflow.search_runs(search_all_experiments=True, max_results=10)  # imports, connection
+    warm_up_imports()
+    first = build_report([], None, out / "first")
+    search, n = time_search()
+    second = build_report([], None, out / "second")
+    assert second.fetched.from_cache > 0.9 * n, "the second report did not use the run cache"
+    return {"runs": n, "search": search, "first": first.seconds, "first_fetch": first.fetched.seconds,
+            "second": second.seconds, "second_fetch": second.fetched.seconds}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 50_000])
+    parser.add_argument("--base", type=int, default=5000, help="runs made through the MLflow API (the rest are copies)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--store", help="keep the generated store in this folder (reused when present)")
-    parser.add_argument("--out", help="report folder (default: a temp folder)")
+    parser.add_argument("--store", help="keep the generated stores in this folder (reused when present)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the pool stops its workers
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     root = Path(args.store or tempfile.mkdtemp(prefix="xferlab-bench-", dir=shm)).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
+    work = Path(tempfile.mkdtemp(prefix="xferlab-bench-report-"))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # inherited by the spawned workers
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from xferlab import tracking
-    from xferlab.report.build import build_report
-
-    if not (root / "mlflow.db").exists():
-        print(f"generating {args.runs} runs in {root} with {args.workers} workers ...")
-        print(f"  {args.runs} runs in {generate(uri, args.runs, args.workers):.1f} s")
-    tracking.ensure_store(uri)
-    time_search()  # warm-up: imports and the sqlite page cache, for both contestants
-    search_a, n = time_search()
-    out = Path(args.out or tempfile.mkdtemp(prefix="xferlab-bench-report-"))
-    report = build_report([], None, out)
-    search_b, _ = time_search()
-    search, search_gc = min(search_a, search_b), time_search(gc_off=True)[0]
-    print(f"runs in store:                    {n}")
-    print(f"mlflow.search_runs:               {search:.2f} s (best of 2)")
-    print(f"  the same, garbage collector off: {search_gc:.2f} s")
-    print(f"whole report:                     {report.seconds:.2f} s (runs fetched in {report.fetched.seconds:.2f} s; "
-          f"tables, figures, xlsx, html in {report.seconds - report.fetched.seconds:.2f} s)")
-    print(f"ratio report / search_runs:       {report.seconds / search:.2f} "
-          f"(vs search_runs with the collector off: {report.seconds / search_gc:.2f})")
-    print(f"report: {report.index}")
+    uris = {size: make_store(root, size, min(args.base, size), args.workers) for size in sorted(args.sizes)}
+    rows = [measure(uri, work / f"cache-{size}", work / f"report-{size}") for size, uri in uris.items()]
+    print(f"{'runs':>7} | {'search_runs':>11} | {'1st report':>10} | {'(fetch)':>7} | {'2nd report':>10} | "
+          f"{'(fetch)':>7} | {'1st / search':>12} | {'2nd / search':>12}")
+    for r in rows:
+        print(f"{r['runs']:>7} | {r['search']:>9.2f} s | {r['first']:>8.2f} s | {r['first_fetch']:>5.2f} s | "
+              f"{r['second']:>8.2f} s | {r['second_fetch']:>5.2f} s | {r['first'] / r['search']:>12.2f} | "
+              f"{r['second'] / r['search']:>12.3f}")
+    print(f"stores in {root}; reports in {work}")
     return 0
 
 

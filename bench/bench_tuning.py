@@ -1,16 +1,22 @@
-"""Tuning throughput and pruning on the AT smoke study (issue 5), measured side by side.
+"""Tuning throughput, per-trial overhead and pruning on the AT smoke study, side by side.
 
-1. Trials per minute with 1 vs 2 worker processes (``xferlab tune --workers K``) for the
-   same budget, from the wall clock of the whole command (process start-up included, as a
-   user sees it) and from the trials alone; pruning off so that every trial does the same
-   work; alternating rounds (1 2 2 1) so that the load of a shared machine hits both alike.
-2. Epochs spent with and without pruning (median pruner) for the same budget of trials and
-   the same sampler seed, and the best value each reached.
+1. Trials per minute of 1 worker pinned to one core (one intra-op thread) vs 2 workers
+   pinned to one core each (``xferlab tune --workers 2 --pin``), for the same budget, from
+   the first trial's start to the last trial's end (the steady state) and from the wall
+   clock of the whole command (process start-up included, as a user sees it); pruning off
+   so that every trial does the same work; rounds alternate (1 2 2 1) so that the load of
+   a shared machine hits both alike.
+2. The per-trial overhead outside training, from the 1-worker studies: the time per trial
+   minus the training itself (each run's ``fit_seconds``), split into the part inside the
+   trial (MLflow run, data, models, figures, artifacts) and the part between trials
+   (budget check, reaper, sampler).
+3. Epochs spent with and without pruning for the same budget of trials and the same
+   sampler seed, and the best value each reached.
 
 Everything runs in a fresh temporary directory (own MLflow and Optuna stores); the tiny
 orthogonal model is pretrained once before timing. The corpus cache is $XFERLAB_CACHE
 (default ./.xferlab-cache), generated on first use.
-Usage: python bench/bench_tuning.py [--trials 6] [--epochs 4] [--rounds 2] [--keep DIR]
+Usage: python bench/bench_tuning.py [--trials 8] [--epochs 3] [--rounds 2] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -27,10 +33,13 @@ STUDY = str(ROOT / "tuning/at-style-smoke.yaml")
 PRUNERS = {"none": "{name: none}", "median": "{name: median, options: {n_startup_trials: 2, n_warmup_steps: 1}}"}
 
 
-def xferlab(args: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Run the CLI; return its wall time in seconds (raise with its output on failure)."""
+def xferlab(args: list[str], cwd: Path, env: dict[str, str], cores: set[int] | None = None) -> float:
+    """Run the CLI (bound to ``cores`` when given); return its wall time in seconds (raise
+    with its output on failure)."""
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "xferlab", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    out = subprocess.run([sys.executable, "-m", "xferlab", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                         preexec_fn=pin)
     if out.returncode != 0:
         raise SystemExit(f"xferlab {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return time.monotonic() - start
@@ -43,30 +52,54 @@ def load(workdir: Path, name: str):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{workdir / 'optuna.db'}")
 
 
-def throughput(workdir: Path, env: dict[str, str], trials: int, epochs: int, rounds: int) -> dict[int, float]:
-    """{workers: trials per minute}, rounds in the order 1 2 2 1 ... so that a change in the
-    machine's load hits both alike; also the rate between the first trial's start and the
-    last trial's end (no process start-up)."""
+def span_s(study) -> float:
+    """Seconds from the first trial's start to the last trial's end."""
+    return (max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)).total_seconds()
+
+
+def throughput(workdir: Path, env: dict[str, str], trials: int, epochs: int, rounds: int) -> list[str]:
+    """Rounds in the order 1 2 2 1 ...; prints trials per minute; returns the 1-worker studies."""
+    one_core = {sorted(os.sched_getaffinity(0))[0]}
     walls: dict[int, list[float]] = {1: [], 2: []}
     spans: dict[int, list[float]] = {1: [], 2: []}
+    singles = []
     order = [w for n in range(rounds) for w in ((1, 2) if n % 2 == 0 else (2, 1))]
     for n, workers in enumerate(order):
         name = f"throughput-{workers}-{n}"
-        wall = xferlab(["tune", STUDY, "--workers", str(workers), "--n-trials", str(trials), "--set", f"study={name}",
-                        "--set", f"pruner={PRUNERS['none']}", "--set", f"train.epochs={epochs}"], workdir, env)
+        args = ["tune", STUDY, "--workers", str(workers), "--n-trials", str(trials), "--set", f"study={name}",
+                "--set", f"pruner={PRUNERS['none']}", "--set", f"train.epochs={epochs}"]
+        wall = xferlab(args + (["--pin"] if workers == 2 else []), workdir, env, one_core if workers == 1 else None)
         study = load(workdir, name)
-        span = (max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials))
         walls[workers].append(wall / len(study.trials))
-        spans[workers].append(span.total_seconds() / len(study.trials))
-        print(f"  {workers} worker(s): {len(study.trials)} trials in {wall:.0f} s "
-              f"({span.total_seconds():.0f} s from first start to last end); load {os.getloadavg()[0]:.1f}",
-              flush=True)
+        spans[workers].append(span_s(study) / len(study.trials))
+        singles += [name] if workers == 1 else []
+        print(f"  {workers} worker(s): {len(study.trials)} trials in {wall:.0f} s ({span_s(study):.0f} s from first "
+              f"start to last end); load {os.getloadavg()[0]:.1f}", flush=True)
     rates = {w: 60 / (sum(v) / len(v)) for w, v in walls.items()}
     only = {w: 60 / (sum(v) / len(v)) for w, v in spans.items()}
-    for w in (1, 2):
-        print(f"  {w} worker(s): {rates[w]:.2f} trials/min (command wall time), {only[w]:.2f} trials/min (trials only)")
-    print(f"  => 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (command), {only[2] / only[1]:.2f}x (trials only)")
-    return rates
+    print("  | setting | trials/min (trials) | trials/min (whole command) |")
+    print(f"  | 1 worker on 1 core, 1 thread | {only[1]:.2f} | {rates[1]:.2f} |")
+    print(f"  | 2 workers on 1 core each (--pin) | {only[2]:.2f} | {rates[2]:.2f} |")
+    print(f"  => 2 workers / 1 worker: {only[2] / only[1]:.2f}x (trials), {rates[2] / rates[1]:.2f}x (whole command)")
+    return singles
+
+
+def overhead(workdir: Path, names: list[str]) -> None:
+    """Per trial of the 1-worker studies: wall time, training (fit_seconds), the rest."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    walls, fits, gaps = [], [], []
+    for name in names:
+        trials = sorted(load(workdir, name).trials, key=lambda t: t.datetime_start)
+        for t in trials:
+            walls.append((t.datetime_complete - t.datetime_start).total_seconds())
+            fits.append(client.get_run(t.user_attrs["mlflow_run_id"]).data.metrics["fit_seconds"])
+        gaps += [(b.datetime_start - a.datetime_complete).total_seconds() for a, b in zip(trials, trials[1:])]
+    n = len(walls)
+    wall, fit, gap = sum(walls) / n, sum(fits) / n, sum(gaps) / max(1, len(gaps))
+    print(f"  {n} trials: {wall:.2f} s per trial, of which training {fit:.2f} s; overhead outside training "
+          f"{wall - fit + gap:.2f} s per trial ({wall - fit:.2f} s inside the trial, {gap:.2f} s between trials)")
 
 
 def pruning(workdir: Path, env: dict[str, str], trials: int, epochs: int) -> dict[str, tuple[int, float, str]]:
@@ -85,8 +118,8 @@ def pruning(workdir: Path, env: dict[str, str], trials: int, epochs: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=6, help="budget of each study (default 6)")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per trial (default 4)")
+    parser.add_argument("--trials", type=int, default=8, help="budget of each study (default 8)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the 1-vs-2-worker comparison (default 2)")
     parser.add_argument("--keep", help="work in this directory (kept) instead of a temporary one")
     args = parser.parse_args()
@@ -94,15 +127,18 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.setdefault("XFERLAB_CACHE", str(Path.cwd() / ".xferlab-cache"))
+    single = {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # the pinned single worker: one thread
     print(f"work dir {workdir}; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
     xferlab(["run", str(ROOT / "experiments/smoke/orthogonal.yaml")], workdir, env)  # warm-up: corpus, model
     print(f"trials per minute, AT smoke study, {args.trials} trials of {args.epochs} epochs, no pruning:")
-    throughput(workdir, env, args.trials, args.epochs, args.rounds)
+    singles = throughput(workdir, single, args.trials, args.epochs, args.rounds)
+    print("per-trial overhead outside training (1 worker):")
+    overhead(workdir, singles)
     print(f"pruning, same budget ({args.trials} trials of up to {args.epochs} epochs) and sampler seed:")
     result = pruning(workdir, env, args.trials, args.epochs)
     (off, best_off, _), (on, best_on, _) = result["none"], result["median"]
-    print(f"  => epochs with / without pruning: {on}/{off} = {on / off:.2f}; best value (minimised "
-          f"val CE) {best_on:.5f} vs {best_off:.5f} (difference {best_on - best_off:+.5f})")
+    print(f"  => epochs with / without pruning: {on}/{off} = {on / off:.2f} ({1 - on / off:.0%} saved); best value "
+          f"(minimised val CE) {best_on:.5f} vs {best_off:.5f} (difference {best_on - best_off:+.5f})")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

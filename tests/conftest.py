@@ -17,6 +17,16 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("xferlab-cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(cache_dir: Path):
+    """In-process code sees the session's XFERLAB_CACHE too (the report's run cache, the
+    corpus), so no test writes a cache into the checkout."""
+    with pytest.MonkeyPatch.context() as mp:
+        if "XFERLAB_CACHE" not in os.environ:
+            mp.setenv("XFERLAB_CACHE", str(cache_dir))
+        yield
+
+
 @pytest.fixture()
 def cli_env(cache_dir: Path) -> dict[str, str]:
     return fresh_env(cache_dir)

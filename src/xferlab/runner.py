@@ -112,9 +112,13 @@ def run_claimed(instance: Instance, force: bool = False, attempts: int = 6, role
     return outcome
 
 
-def _worker_init() -> None:
+def _worker_init(threads: int) -> None:
+    """In each spawned grid worker, before any framework is imported: its share of the cores
+    as intra-op threads, and SIGTERM closing its run KILLED."""
+    from xferlab.cores import limit_threads
     from xferlab.tracking import handle_sigterm
 
+    limit_threads(threads)
     handle_sigterm()
 
 
@@ -278,7 +282,10 @@ def _run_parallel(todo: list[Instance], workers: int, fail_fast: bool, force: bo
     SIGTERM handlers mark their runs KILLED."""
     ctx = multiprocessing.get_context("spawn")  # no TF/torch state is inherited by forking
     results: list[Outcome] = []
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    from xferlab.cores import usable_cores
+
+    threads = max(1, len(usable_cores()) // workers)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
     try:
         futures = [pool.submit(run_claimed, inst, force, role=inst.role) for inst in todo]
         for future in as_completed(futures):

@@ -72,8 +72,13 @@ def layers_item(ctx: Context) -> Section:
     return sec
 
 
+SPREADSHEET_COLUMNS = ("run_id", "run_name", "artifact_uri", "tags.xferlab.cell", "tags.xferlab.spec")
+
+
 def spreadsheets_item(ctx: Context) -> Section:
     sec, runs, _ = section(ctx, "at_spreadsheets", "the per-experiment spreadsheets")
+    keep = [c for c in runs.columns if c.startswith("metrics.") or c in SPREADSHEET_COLUMNS]
+    runs = runs[keep]  # the groups below copy only what a sheet shows, not every param and tag
     for spec, group in runs.groupby(column(runs, "tags.xferlab.spec").fillna("unknown")):
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(spec)).strip("_")
         path = write_experiment_xlsx(group, ctx.path("at_experiments", f"{safe}.xlsx"), f"experiment {spec}")

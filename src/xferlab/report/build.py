@@ -87,14 +87,14 @@ class Report:
 
 
 def build_report(names: Sequence[str], experiments: Sequence[str] | None, out: Path,
-                 options: Options | None = None, fetched: Fetched | None = None) -> Report:
+                 options: Options | None = None, fetched: Fetched | None = None, cache: bool = True) -> Report:
     """Fetch (unless given), build the chosen items, write tables, report.xlsx, index.html.
 
     Each item's function comes from the tables registry (a lazy target, imported here on
     first use), so a newly registered item needs no change in this module."""
     start = time.perf_counter()
     chosen = select_items(names)
-    fetched = fetched if fetched is not None else fetch_runs(experiments)
+    fetched = fetched if fetched is not None else fetch_runs(experiments, cache)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(fetched, out, options or Options())
     sections = [TABLES.get(name)(ctx) for name in chosen]
@@ -105,6 +105,6 @@ def build_report(names: Sequence[str], experiments: Sequence[str] | None, out: P
     meta = {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "store": fetched.uri,
             "experiments": ", ".join(f"{k} ({v} runs)" for k, v in fetched.per_experiment.items()) or "none",
             "roles": ", ".join(ctx.options.roles), "mismatches": "excluded" if ctx.options.strict else "flagged",
-            "built in": f"{seconds:.1f} s (runs fetched in {fetched.seconds:.1f} s)"}
+            "built in": f"{seconds:.1f} s ({fetched.describe()})"}
     index = write_index(out, sections, meta)
     return Report(sections, index, workbook, fetched, time.perf_counter() - start)

@@ -33,6 +33,8 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--v2s-dataset", metavar="NAME", help="dataset of V2S Figures 3-5, e.g. Coffee (default: first "
                    "with runs)")
     p.add_argument("--at-dataset", metavar="NAME", help="task of the AT loss figure, e.g. synth/style_speakersplit")
+    p.add_argument("--no-cache", action="store_true", help="read every run from the store, not the finished ones "
+                   "from the local cache ($XFERLAB_CACHE/runs; the cache is then left as it is)")
     p.add_argument("--list", action="store_true", help="list the report items and exit")
     p.set_defaults(handler=cmd_report)
     return p
@@ -57,7 +59,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     select_items(args.names)  # unknown names fail before the store is touched
     options = Options(roles=tuple(args.roles or ("final",)), strict=args.strict,
                       v2s_dataset=args.v2s_dataset, at_dataset=args.at_dataset, spec=args.spec)
-    report = build_report(args.names, args.experiment, Path(args.out), options)
+    report = build_report(args.names, args.experiment, Path(args.out), options, cache=not args.no_cache)
     for section in report.sections:
         for line in section.missing:
             print(line)
@@ -65,6 +67,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         outputs += [p for p, _ in section.files]
         for path in outputs:
             print(f"  wrote {path}")
-    print(f"report: {report.index} (+ {report.workbook.name}); {len(report.fetched.frame)} runs fetched in "
-          f"{report.fetched.seconds:.1f} s, built in {report.seconds:.1f} s")
+    print(f"report: {report.index} (+ {report.workbook.name}); {report.fetched.describe()}, built in "
+          f"{report.seconds:.1f} s")
     return 0

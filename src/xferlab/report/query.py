@@ -94,6 +94,11 @@ class Fetched:
     uri: str
     seconds: float
     per_experiment: dict[str, int] = field(default_factory=dict)
+    from_cache: int = 0  # runs taken from the cache of finished runs, not read from the store
+
+    def describe(self) -> str:
+        cached = f", {self.from_cache} of them from the cache of finished runs" if self.from_cache else ""
+        return f"{len(self.frame)} runs fetched in {self.seconds:.1f} s{cached}"
 
 
 def _run_record(run: object, experiment: str) -> dict[str, object]:
@@ -140,22 +145,80 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def fetch_runs(experiments: Sequence[str] | None = None) -> Fetched:
-    """One paged search per experiment, all statuses, into one frame."""
+def fetch_runs(experiments: Sequence[str] | None = None, cache: bool = True) -> Fetched:
+    """Every run (all statuses) of the experiments, as one frame.
+
+    SQL stores are read with four SELECTs (:mod:`xferlab.tracking.snapshot`), and with
+    ``cache`` the ended runs come from the local cache (:mod:`xferlab.report.runcache`)
+    unless the store lists them as changed; other stores are read page by page through
+    the MLflow client."""
     from xferlab import tracking
+    from xferlab.report import runcache
+    from xferlab.tracking import snapshot
 
     start = time.perf_counter()
     uri = tracking.ensure_store()
     names = experiment_names(experiments)
+    ids = {experiment_id(name): name for name in names}
+    stamp = snapshot.store_stamp() if cache else None  # before anything is read
+    unchanged = runcache.unchanged(uri, stamp, set(ids)) if cache else None
+    listed = snapshot.listing(list(ids)) if cache and unchanged is None else None
+    if unchanged is not None:
+        frame, from_cache = unchanged.drop(columns=[runcache.VERSION]), len(unchanged)
+    elif listed is not None:
+        frame, from_cache = _fetch_cached(uri, ids, listed, stamp)
+    else:
+        frame, from_cache = snapshot.read_runs(list(ids)), 0
+        if frame is None:
+            frame = _fetch_with_client(names)
+    if frame.empty and "experiment_id" not in frame.columns:
+        frame = pd.DataFrame(columns=list(INFO_COLUMNS))
+    frame["experiment"] = frame["experiment_id"].astype(str).map(ids)
+    counts = {name: int((frame["experiment"] == name).sum()) for name in names}
+    return Fetched(frame, names, uri, time.perf_counter() - start, counts, from_cache)
+
+
+def experiment_id(name: str) -> str:
+    from xferlab import tracking
+
+    return tracking.get_client().get_experiment_by_name(name).experiment_id
+
+
+def _fetch_cached(uri: str, ids: dict[str, str], listed: pd.DataFrame,
+                  stamp: str | None) -> tuple[pd.DataFrame, int]:
+    """The listed runs: valid cached rows plus the rest read from the store; the cache is
+    then rewritten with this frame (rows of experiments not read this time kept) and the
+    store's stamp from before the listing."""
+    from xferlab.report import runcache
+    from xferlab.tracking import snapshot
+
+    cached = runcache.load(uri)
+    here = cached["experiment_id"].astype(str).isin(ids) if len(cached) else pd.Series(dtype=bool)
+    kept, missing = runcache.split(cached[here] if len(cached) else cached, listed)
+    if len(missing) > len(listed) // 2:  # most runs are new: one pass over the experiments
+        fresh = snapshot.read_runs(list(ids))
+        fresh = fresh[~fresh["run_id"].isin(set(kept["run_id"]))]
+    else:
+        fresh = snapshot.read_runs(list(ids), missing)
+    versions = dict(zip(listed["run_id"], listed["version"]))
+    fresh = fresh.assign(**{runcache.VERSION: fresh["run_id"].map(versions)})
+    frame = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh.reset_index(drop=True)
+    if len(fresh) or len(kept) < int(here.sum()) or stamp is not None:
+        frame = frame[frame[runcache.VERSION].notna()]  # runs created after the listing: next time
+        others = cached[~here] if len(cached) else cached
+        runcache.save(uri, pd.concat([others, frame], ignore_index=True) if len(others) else frame, stamp, set(ids))
+    return frame.drop(columns=[runcache.VERSION]), len(kept)
+
+
+def _fetch_with_client(names: Sequence[str]) -> pd.DataFrame:
+    """One paged search per experiment through the MLflow client (non-SQL stores)."""
+    from xferlab import tracking
+
     records: list[dict[str, object]] = []
-    counts: dict[str, int] = {}
     with gc_paused():
         for name in names:
-            before = len(records)
             records += [_run_record(run, name) for run in tracking.iter_runs("", experiment=name)]
-            counts[name] = len(records) - before
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(INFO_COLUMNS))
-    return Fetched(frame, names, uri, time.perf_counter() - start, counts)
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(INFO_COLUMNS))
 
 
 def search_frame(filter_string: str, experiment: str) -> pd.DataFrame:
@@ -169,12 +232,17 @@ def search_frame(filter_string: str, experiment: str) -> pd.DataFrame:
 
 
 def metric_histories(run_ids: Iterable[str], keys: Sequence[str]) -> pd.DataFrame:
-    """Per-step values (run_id, key, step, value) of a few runs, for figures only."""
+    """Per-step values (run_id, key, step, value) of a few runs, for figures only (one
+    SELECT on an SQL store, one request per run and key otherwise)."""
     from xferlab import tracking
+    from xferlab.tracking import snapshot
 
+    ids = list(dict.fromkeys(run_ids))
+    found = snapshot.metric_histories(ids, keys)
+    if found is not None:
+        return found
     client = tracking.get_client()
-    rows = [(run_id, key, m.step, m.value)
-            for run_id in dict.fromkeys(run_ids) for key in keys
+    rows = [(run_id, key, m.step, m.value) for run_id in ids for key in keys
             for m in client.get_metric_history(run_id, key)]
     return pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
 

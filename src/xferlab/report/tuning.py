@@ -42,9 +42,19 @@ def trial_state(trials: pd.DataFrame) -> pd.Series:
     return tagged.where(tagged.notna(), pd.Series(derived, index=trials.index)).astype(str).str.upper()
 
 
+def first_value(row: pd.Series, names: tuple[str, ...], default: object = None) -> object:
+    """:func:`first_of` for one run (a row of the frame)."""
+    for name in names:
+        value = row.get(name)
+        if value is not None and not (isinstance(value, float) and np.isnan(value)) and value is not pd.NA:
+            return value
+    return default
+
+
 def _searched(trials: pd.DataFrame) -> list[str]:
     cols = [c for c in trials.columns if c.startswith("params.") and c != "params.seed"]
-    return [c for c in cols if trials[c].dropna().astype(str).nunique() > 1]
+    counts = trials[cols].nunique(dropna=True)  # params are text: one vectorised count per column
+    return [c for c in cols if counts[c] > 1]
 
 
 def _best(parent: pd.Series, trials: pd.DataFrame, metric_name: str, direction: str) -> dict[str, object]:
@@ -56,8 +66,8 @@ def _best(parent: pd.Series, trials: pd.DataFrame, metric_name: str, direction: 
         row = done.loc[idx]
         params = {c[len("params."):]: row[c] for c in _searched(trials)}
         best.update(best_value=float(values[idx]), best_params=json.dumps(params, default=str),
-                    best_trial=str(first_of(done.loc[[idx]], ("tags.xferlab.trial", "tags.xferlab.trial_number"),
-                                            row.get("run_name", "")).iloc[0]))
+                    best_trial=str(first_value(row, ("tags.xferlab.trial", "tags.xferlab.trial_number"),
+                                               row.get("run_name", ""))))
     recorded = parent.get("metrics.best_value")
     if recorded is not None and pd.notna(recorded):  # the tuner's own record (xferlab.tuning.summary)
         best["best_value"] = float(recorded)
@@ -82,17 +92,18 @@ def study_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per study: metric, direction, trials by state, best value, best trial and params."""
     parents = frame[column(frame, "tags.xferlab.role") == "study"]
     children = frame[column(frame, "tags.xferlab.role") == "trial"]
-    children = children.assign(state=trial_state(children))
+    used = [c for c in children.columns if c.startswith(("params.", "metrics.", "tags.xferlab.trial"))
+            or c in ("run_id", "run_name", "tags.mlflow.parentRunId", "tags.xferlab.study_uid")]
+    children = children[used].assign(state=trial_state(children))  # narrow: each study below copies its rows
     parent_col = column(children, "tags.mlflow.parentRunId")
     uid_col = column(children, "tags.xferlab.study_uid")
     rows = []
     for _, parent in parents.sort_values("start_time").iterrows() if len(parents) else ():
         uid = parent.get("tags.xferlab.study_uid")
         trials = children[(parent_col == parent["run_id"]) | (uid_col == uid if pd.notna(uid) else False)]
-        name = first_of(parents.loc[[parent.name]], ("tags.xferlab.study", "params.study", "run_name")).iloc[0]
-        metric_name = first_of(parents.loc[[parent.name]], ("tags.xferlab.metric", "params.metric"), "").iloc[0]
-        direction = str(first_of(parents.loc[[parent.name]], ("tags.xferlab.direction", "params.direction"),
-                                 "minimize").iloc[0]).lower()
+        name = first_value(parent, ("tags.xferlab.study", "params.study", "run_name"))
+        metric_name = first_value(parent, ("tags.xferlab.metric", "params.metric"), "")
+        direction = str(first_value(parent, ("tags.xferlab.direction", "params.direction"), "minimize")).lower()
         row = {"study": name, "experiment": parent.get("experiment"), "parent_run": parent["run_id"],
                "metric": metric_name, "direction": direction, "trials": int(len(trials))}
         row.update({s: int((trials["state"] == s).sum()) for s in STATES})

@@ -25,6 +25,8 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="start no trial after this many seconds (default: the spec's timeout_s)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on this machine (default 1)")
+    p.add_argument("--pin", action="store_true", help="bind each worker process to its own share of the cores "
+                   "(with as many intra-op threads), e.g. --workers 2 --pin on 2 cores: one core each")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="Optuna storage: sqlite:///optuna.db (default, in the cwd), postgresql://user@host/db, "
                         "or a journal file path ending in .log")
@@ -66,7 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     parent_run_id = parent.ensure_parent(study, spec, ref, created)
     plans = _plans(args, spec, ref, parent_run_id, created)
     try:
-        reasons, status = _run(plans)
+        reasons, status = _run(plans, args.pin)
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or a user error in a trial: record it
         summary.summarize_quietly(study, spec, parent_run_id, exc)
         raise
@@ -101,13 +103,13 @@ def _plans(args: argparse.Namespace, spec: Any, ref: Any, parent_run_id: str, cr
     return plans
 
 
-def _run(plans: list[Any]) -> tuple[list[str], int]:
+def _run(plans: list[Any], pin: bool = False) -> tuple[list[str], int]:
     """Workers in-process (one) or as processes; (why each stopped, exit status)."""
     from xferlab.tuning.worker import run_processes, work
 
-    if len(plans) == 1:
+    if len(plans) == 1 and not pin:
         return [work(plans[0])], 0
-    ends = run_processes(plans)
+    ends = run_processes(plans, pin)
     return worker_reasons(ends), workers_status([end.code for end in ends])
 
 

@@ -110,13 +110,6 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def thread_env(workers: int) -> dict[str, str]:
-    """Thread counts that keep ``workers`` processes from oversubscribing the cores."""
-    per = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
-    return {k: per for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                             "TF_NUM_INTEROP_THREADS")}
-
-
 @dataclass(frozen=True)
 class WorkerEnd:
     """How one spawned worker ended: its exit status and why it stopped."""
@@ -126,14 +119,17 @@ class WorkerEnd:
     reason: str
 
 
-def _process_main(plan: Plan, env: dict[str, str], ends: Any) -> None:
+def _process_main(plan: Plan, env: dict[str, str], ends: Any, cores: list[int] | None = None) -> None:
     """Entry point of a spawned worker: exit status 0 ok, 2 user error, 1 crash, 143 SIGTERM.
 
     Whatever happens, the worker's reason is put on ``ends`` (a ``SimpleQueue``) before
-    it exits, so the parent can say why each worker stopped.
+    it exits, so the parent can say why each worker stopped. ``cores``: pin the process
+    to them (before any framework starts its thread pools).
     """
     for key, value in env.items():
         os.environ.setdefault(key, value)
+    if cores:
+        os.sched_setaffinity(0, cores)
     from xferlab.errors import UserError
     from xferlab.tracking import Terminated, ensure_store, handle_sigterm
 
@@ -171,13 +167,19 @@ def silent_exit_reason(code: int | None) -> str:
     return f"exited with status {code}"
 
 
-def run_processes(plans: list[Plan]) -> list[WorkerEnd]:
-    """Start one spawned process per plan, wait for all; an interrupt terminates them."""
+def run_processes(plans: list[Plan], pin: bool = False) -> list[WorkerEnd]:
+    """Start one spawned process per plan, wait for all; an interrupt terminates them.
+
+    Each worker gets as many intra-op threads as its share of the usable cores; with
+    ``pin`` it is also bound to that share, so the workers never compete for a core (the
+    operating system otherwise moves them and their thread pools around)."""
+    from xferlab.cores import core_shares, thread_env
+
     ctx = multiprocessing.get_context("spawn")  # no TF/torch/sqlite state inherited
-    env = thread_env(len(plans))
+    shares = core_shares(len(plans))
     ends = ctx.SimpleQueue()  # put() writes at once: nothing is lost when the process exits
-    procs = [ctx.Process(target=_process_main, args=(plan, env, ends), name=f"xferlab-tune-{plan.index}")
-             for plan in plans]
+    procs = [ctx.Process(target=_process_main, args=(plan, thread_env(len(share)), ends, share if pin else None),
+                         name=f"xferlab-tune-{plan.index}") for plan, share in zip(plans, shares)]
     for proc in procs:
         proc.start()
     try:
