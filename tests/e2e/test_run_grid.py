@@ -31,7 +31,7 @@ def runs_by_hash(uri: str, experiment: str = "antitransfer") -> dict[str, list]:
     exp = client.get_experiment_by_name(experiment)
     out: dict[str, list] = {}
     for run in client.search_runs([exp.experiment_id]):  # active runs only: lost claims are deleted
-        if run.data.tags.get("xferlab.role") != "final":
+        if run.data.tags.get("xferlab.role") in ("summary", "study", "trial"):
             continue  # the spreadsheet run each `xferlab run` of an AT spec adds, a study's runs
         out.setdefault(run.data.tags["xferlab.spec_hash"], []).append(run)
     return out
