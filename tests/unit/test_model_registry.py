@@ -77,6 +77,29 @@ def test_torch_state_round_trip_is_data_only(client: MlflowClient, store: str):
     assert [o.model_id for o in client.get_run(run.run_id).outputs.model_outputs] == [ref.model_id]
 
 
+def test_a_pinned_version_is_loaded_once_per_process_and_never_stale(client: MlflowClient):
+    """The second load of a version comes from memory (its files are gone by then); a model
+    deleted and registered again under the same version number is loaded anew."""
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    name = f"orth_{uuid.uuid4().hex[:6]}"
+    register_state(name, 0.5, seed=1)
+    first, _, ref = load_torch_state(name)
+    first["extra"] = torch.zeros(1)  # the caller's dict is its own
+    files = Path(client.get_logged_model(ref.model_id).artifact_location.removeprefix("file://"))
+    shutil.rmtree(files)  # the version's files in the store
+    with pytest.raises(Exception):
+        download_artifacts(ref.uri)
+    again, _, _ = load_torch_state(name)
+    assert "extra" not in again and all(torch.equal(again[k], tiny_state(1)[0][k]) for k in again)
+    client.delete_registered_model(name)
+    register_state(name, 0.5, seed=2)
+    fresh, _, ref2 = load_torch_state(name)
+    assert ref2.uri == ref.uri and ref2.run_id != ref.run_id
+    assert all(torch.equal(fresh[k], tiny_state(2)[0][k]) for k in fresh)
+
+
 def test_champion_moves_only_on_a_better_metric(client: MlflowClient):
     name = f"src_{uuid.uuid4().hex[:6]}"
     assert register_state(name, 0.5) == 1

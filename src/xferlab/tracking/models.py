@@ -265,6 +265,9 @@ def _version(client: MlflowClient, name: str, selector: str | None, hint: str) -
                         f"`mlflow models` / the MLflow UI for its versions") from None
 
 
+_TORCH_STATES: dict[tuple, tuple[dict[str, Any], dict[str, Any]]] = {}  # pinned version -> (state, config)
+
+
 def resolve_model(ref: str, hint: str = DEFAULT_HINT) -> ModelRef:
     """``name`` | ``models:/name/3`` | ``models:/name/latest`` | ``models:/name@alias`` |
     ``models:/m-<id>`` -> a pinned :class:`ModelRef`."""
@@ -323,15 +326,28 @@ def load_keras_model(ref: str, hint: str = DEFAULT_HINT,
 
 def load_torch_state(ref: str, hint: str = DEFAULT_HINT,
                      map_location: str = "cpu") -> tuple[dict[str, Any], dict[str, Any], ModelRef]:
-    """``(state_dict, model_config, ModelRef)``; weights load with ``weights_only=True``."""
+    """``(state_dict, model_config, ModelRef)``; weights load with ``weights_only=True``.
+
+    A pinned version never changes, so a process that loads the same one again (a tune
+    worker's next trial, a grid worker's next instance) takes it from memory instead of
+    downloading it: the key is the store, the pinned URI and the run and logged model
+    behind it (a model deleted and registered again under the same version number has
+    another run). Callers get their own dict; the tensors are shared and must be copied
+    (``load_state_dict`` does), never changed in place."""
     import torch
     from mlflow.artifacts import download_artifacts
 
     resolved = resolve_model(ref, hint)
     _check_format(resolved, "torch_state")
-    with tempfile.TemporaryDirectory(prefix="xferlab-load-") as tmp:
-        local = download_artifacts(artifact_uri=resolved.uri, dst_path=tmp)
-        state = torch.load(os.path.join(local, STATE_FILE), map_location=map_location, weights_only=True)
-        with open(os.path.join(local, CONFIG_FILE)) as handle:
-            config = json.load(handle)
-    return state, config, resolved
+    key = (store.tracking_uri(), resolved.uri, resolved.run_id, resolved.model_id, map_location)
+    if key not in _TORCH_STATES:
+        with tempfile.TemporaryDirectory(prefix="xferlab-load-") as tmp:
+            local = download_artifacts(artifact_uri=resolved.uri, dst_path=tmp)
+            state = torch.load(os.path.join(local, STATE_FILE), map_location=map_location, weights_only=True)
+            with open(os.path.join(local, CONFIG_FILE)) as handle:
+                config = json.load(handle)
+        while len(_TORCH_STATES) >= 4:  # a few models per process at most (orthogonal, init)
+            _TORCH_STATES.pop(next(iter(_TORCH_STATES)))
+        _TORCH_STATES[key] = (state, config)
+    state, config = _TORCH_STATES[key]
+    return dict(state), json.loads(json.dumps(config)), resolved
