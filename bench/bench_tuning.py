@@ -1,9 +1,9 @@
 """Tuning throughput, per-trial overhead and pruning on the AT smoke study, side by side.
 
 1. Trials per minute of 1 worker pinned to one core (one intra-op thread) vs 2 workers
-   pinned to one core each (``xferlab tune --workers 2 --pin``), for the same budget, from
-   the first trial's start to the last trial's end (the steady state) and from the wall
-   clock of the whole command (process start-up included, as a user sees it); pruning off
+   pinned to one core each (``xferlab tune --workers 2 --pin``), for the same budget: in
+   the steady state (each worker's trials after its first, which pays the imports) and
+   from the wall clock of the whole command (start-up included, as a user sees it); pruning off
    so that every trial does the same work; rounds alternate (1 2 2 1) so that the load of
    a shared machine hits both alike.
 2. The per-trial overhead outside training, from the 1-worker studies: the time per trial
@@ -52,16 +52,26 @@ def load(workdir: Path, name: str):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{workdir / 'optuna.db'}")
 
 
-def span_s(study) -> float:
-    """Seconds from the first trial's start to the last trial's end."""
-    return (max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)).total_seconds()
+def steady_rate(study) -> float:
+    """Trials per minute once every worker has its first trial behind it: per worker process
+    (the trial's ``xferlab.pid``), its later trials over the time from the end of its first
+    to the end of its last; summed over the workers."""
+    by_worker: dict[int, list] = {}
+    for t in study.trials:
+        by_worker.setdefault(t.user_attrs["xferlab.pid"], []).append(t)
+    rate = 0.0
+    for trials in by_worker.values():
+        trials.sort(key=lambda t: t.datetime_start)
+        if len(trials) > 1:
+            rate += 60 * (len(trials) - 1) / (trials[-1].datetime_complete - trials[0].datetime_complete).total_seconds()
+    return rate
 
 
 def throughput(workdir: Path, env: dict[str, str], trials: int, epochs: int, rounds: int) -> list[str]:
     """Rounds in the order 1 2 2 1 ...; prints trials per minute; returns the 1-worker studies."""
     one_core = {sorted(os.sched_getaffinity(0))[0]}
     walls: dict[int, list[float]] = {1: [], 2: []}
-    spans: dict[int, list[float]] = {1: [], 2: []}
+    steady: dict[int, list[float]] = {1: [], 2: []}
     singles = []
     order = [w for n in range(rounds) for w in ((1, 2) if n % 2 == 0 else (2, 1))]
     for n, workers in enumerate(order):
@@ -70,35 +80,46 @@ def throughput(workdir: Path, env: dict[str, str], trials: int, epochs: int, rou
                 "--set", f"pruner={PRUNERS['none']}", "--set", f"train.epochs={epochs}"]
         wall = xferlab(args + (["--pin"] if workers == 2 else []), workdir, env, one_core if workers == 1 else None)
         study = load(workdir, name)
-        walls[workers].append(wall / len(study.trials))
-        spans[workers].append(span_s(study) / len(study.trials))
+        walls[workers].append(60 * len(study.trials) / wall)
+        steady[workers].append(steady_rate(study))
         singles += [name] if workers == 1 else []
-        print(f"  {workers} worker(s): {len(study.trials)} trials in {wall:.0f} s ({span_s(study):.0f} s from first "
-              f"start to last end); load {os.getloadavg()[0]:.1f}", flush=True)
-    rates = {w: 60 / (sum(v) / len(v)) for w, v in walls.items()}
-    only = {w: 60 / (sum(v) / len(v)) for w, v in spans.items()}
-    print("  | setting | trials/min (trials) | trials/min (whole command) |")
+        print(f"  {workers} worker(s): {len(study.trials)} trials in {wall:.0f} s; steady state "
+              f"{steady[workers][-1]:.1f} trials/min; load {os.getloadavg()[0]:.1f}", flush=True)
+    rates = {w: sum(v) / len(v) for w, v in walls.items()}
+    only = {w: sum(v) / len(v) for w, v in steady.items()}
+    print("  | setting | trials/min (steady state) | trials/min (whole command) |")
+    print("  |---|---|---|")
     print(f"  | 1 worker on 1 core, 1 thread | {only[1]:.2f} | {rates[1]:.2f} |")
     print(f"  | 2 workers on 1 core each (--pin) | {only[2]:.2f} | {rates[2]:.2f} |")
-    print(f"  => 2 workers / 1 worker: {only[2] / only[1]:.2f}x (trials), {rates[2] / rates[1]:.2f}x (whole command)")
+    print(f"  => 2 workers / 1 worker: {only[2] / only[1]:.2f}x (steady state), {rates[2] / rates[1]:.2f}x "
+          "(whole command)")
     return singles
 
 
 def overhead(workdir: Path, names: list[str]) -> None:
-    """Per trial of the 1-worker studies: wall time, training (fit_seconds), the rest."""
+    """Per trial of the 1-worker studies: wall time, training (fit_seconds), the rest. A
+    study's first trial also imports the frameworks and loads the models (start-up, paid
+    once per worker); the later ones show what every further trial costs."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    first: list[float] = []
     walls, fits, gaps = [], [], []
     for name in names:
         trials = sorted(load(workdir, name).trials, key=lambda t: t.datetime_start)
-        for t in trials:
-            walls.append((t.datetime_complete - t.datetime_start).total_seconds())
-            fits.append(client.get_run(t.user_attrs["mlflow_run_id"]).data.metrics["fit_seconds"])
+        for n, t in enumerate(trials):
+            wall = (t.datetime_complete - t.datetime_start).total_seconds()
+            fit = client.get_run(t.user_attrs["mlflow_run_id"]).data.metrics["fit_seconds"]
+            if n == 0:
+                first.append(wall - fit)
+            else:
+                walls.append(wall)
+                fits.append(fit)
         gaps += [(b.datetime_start - a.datetime_complete).total_seconds() for a, b in zip(trials, trials[1:])]
     n = len(walls)
     wall, fit, gap = sum(walls) / n, sum(fits) / n, sum(gaps) / max(1, len(gaps))
-    print(f"  {n} trials: {wall:.2f} s per trial, of which training {fit:.2f} s; overhead outside training "
+    print(f"  first trial of a worker (imports, model loads): {sum(first) / len(first):.2f} s outside training")
+    print(f"  {n} later trials: {wall:.2f} s per trial, of which training {fit:.2f} s; overhead outside training "
           f"{wall - fit + gap:.2f} s per trial ({wall - fit:.2f} s inside the trial, {gap:.2f} s between trials)")
 
 
