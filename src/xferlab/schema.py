@@ -60,6 +60,12 @@ def _key(f: dataclasses.Field) -> str:
     return f.metadata.get("key", f.name)
 
 
+# Field metadata of an option added after runs were recorded: at its default value it is
+# left out of the resolved config, so every instance that does not set it keeps its hash
+# (and its finished runs). ``build`` fills the default back in for the jobs.
+OMIT_DEFAULT = "omit_default"
+
+
 @functools.lru_cache(maxsize=None)
 def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
     """YAML key -> (field, resolved type hint) of a schema dataclass. Cached per class:
@@ -190,6 +196,8 @@ def validate(cls: type, tree: Any, prefix: str = "") -> dict[str, Any]:
         else:
             value = tree.get(key, getattr(default, f.name))
             out[key] = coerce(value, hint, prefix + key)
+            if f.metadata.get(OMIT_DEFAULT) and out[key] == getattr(default, f.name):
+                del out[key]  # absent means the default: the instance keeps the hash it had before
     return out
 
 

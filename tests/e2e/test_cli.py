@@ -91,6 +91,8 @@ def test_data_show_bundled_set():
 @pytest.mark.parametrize("override, message", [
     ("at.layer=14", "at.layer=14 is out of range for tap mode 'conv': use 1..13"),
     ("at.layer=0", "use 1..13"),
+    ("model.dropout=1.0", "model.dropout=1.0 is out of range: use a value in [0, 1)"),
+    ("model.head_init=xavier", "model.head_init = 'xavier' is not a valid value"),
 ])
 def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message: str, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # in-process (no start-up): a real run, stopped before the store

@@ -106,3 +106,33 @@ def test_hook_activation_equals_separate_forward(end):
         tap.pop()  # consumed
     o = orth_activation(m, x, end)
     assert not o.requires_grad and torch.equal(o, features_up_to(m, x, end).detach())
+
+
+def _head_output_std(head_init: str) -> float:
+    """Std of the logits of a width-1/16 VGG16 (the quickstart's) on unit-variance input."""
+    m = vgg.VGG16(32, 1 / 16, head_init=head_init)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return float(m.eval()(torch.randn(8, 1, 126, 129)).std())
+
+
+def test_he_initialised_head_keeps_a_narrow_vgg16s_logits_at_scale():
+    """Worked example of the docstring: the paper's N(0, 0.01) head shrinks each layer's
+    signal (fan-ins 1568, 256, 256 at width 1/16), He normal keeps it; the convs are the same."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        paper = _head_output_std("torchvision")
+        torch.manual_seed(1)
+        he = _head_output_std("kaiming")
+    assert paper < 0.01 < 0.1 < he
+    a, b = vgg.VGG16(4, 1 / 16), vgg.VGG16(4, 1 / 16, head_init="kaiming")
+    assert abs(float(a.classifier[0].weight.std()) - 0.01) < 0.001
+    assert abs(float(b.classifier[0].weight.std()) - (2 / b.classifier[0].in_features) ** 0.5) < 0.002
+    with pytest.raises(UserError, match="head_init='xavier' is not known: use torchvision or kaiming"):
+        vgg.VGG16(4, 1 / 16, head_init="xavier")
+
+
+def test_dropout_option_reaches_the_head():
+    m = vgg.build_vgg("vgg16_tiny", n_classes=3, dropout=0.0)
+    assert [mod.p for mod in m.classifier if isinstance(mod, nn.Dropout)] == [0.0, 0.0]

@@ -76,3 +76,15 @@ def test_runs_recorded_under_the_first_scheme_stay_found(spec: str):
         inst = instances[index]
         assert (inst.cell, inst.seed) == (cell, seed)
         assert old in inst.hashes, f"{spec} {which}: {old} not among {inst.hashes}"
+
+
+def test_an_option_added_with_omit_default_keeps_every_hash_until_it_is_set():
+    """model.dropout and model.head_init came after AT runs were recorded: at their defaults
+    they are absent from the resolved config (the hash is unchanged) and the typed config
+    still carries them; set, they are part of the config and of the hash."""
+    path = ROOT / "experiments" / "quickstart" / "orthogonal.yaml"
+    plain = load_spec(path, ["model.dropout=0.5", "model.head_init=torchvision"]).instances[0]
+    assert "dropout" not in plain.config["model"] and "head_init" not in plain.config["model"]
+    assert (plain.cfg.model.dropout, plain.cfg.model.head_init) == (0.5, "torchvision")
+    other = load_spec(path, ["model.dropout=0.5", "model.head_init=torchvision", "model.dropout=0.2"]).instances[0]
+    assert other.config["model"]["dropout"] == 0.2 and other.hash != plain.hash

@@ -55,7 +55,8 @@ def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any
     from xferlab.at.vgg import build_vgg
 
     cfg = instance.cfg
-    model = build_vgg(cfg.model.width, n_classes, seed=instance.seed)
+    model = build_vgg(cfg.model.width, n_classes, seed=instance.seed, dropout=cfg.model.dropout,
+                      head_init=cfg.model.head_init)
     init, at = sections(cfg)
     if init is not None and init.from_:
         report = init_from_state(model, load_registered(init.from_, run, "init", instance.seed))

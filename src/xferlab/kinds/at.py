@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from xferlab.errors import UserError
 from xferlab.kinds import Kind, Prerequisite, model_ref
-from xferlab.schema import Data, Train
+from xferlab.schema import OMIT_DEFAULT, Data, Train
 
 if TYPE_CHECKING:
     from xferlab.spec import Instance
@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 class ATModel:
     width: float = 0.125  # VGG16 channel multiplier; 1.0 = the paper
     register_as: Optional[str] = None  # register the trained model (orthogonal / dual AT)
+    # The head's two dropouts (0.5 = the paper). At width 1/16 the head has 256 units and
+    # 0.5 slowed the speaker model about threefold (docs in xferlab.at.vgg).
+    dropout: float = field(default=0.5, metadata={OMIT_DEFAULT: True})
+    # How the head's linears start: "torchvision" N(0, 0.01) (the paper's VGG16), or
+    # "kaiming" (He normal, fan-in), which keeps the narrow head's signal at unit scale.
+    head_init: Literal["torchvision", "kaiming"] = field(default="torchvision", metadata={OMIT_DEFAULT: True})
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,11 @@ def check_layer(cfg: ATSpec) -> None:
         raise UserError(f"at.layer={cfg.at.layer} is out of range for tap mode {cfg.at.tap!r}: use {low}..{high}")
 
 
+def check_dropout(cfg: ATSpec) -> None:
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise UserError(f"model.dropout={cfg.model.dropout} is out of range: use a value in [0, 1)")
+
+
 def check_orthogonal(cfg: ATSpec) -> None:
     if cfg.at.enabled and not cfg.at.orthogonal:
         raise UserError("at.enabled is true but at.orthogonal names no model: set at.orthogonal=<registered name>")
@@ -84,5 +95,5 @@ def registers(instance: "Instance") -> Optional[str]:
 
 KIND = Kind(name="at", help="VGG16 on spectrograms: baseline, weight-init or anti-transfer", schema=ATSpec,
             paper="antitransfer", experiment="antitransfer", job="xferlab.jobs.at:run",
-            checks=(check_layer, check_orthogonal), needs=needs, registers=registers,
+            checks=(check_layer, check_dropout, check_orthogonal), needs=needs, registers=registers,
             after_grid="xferlab.jobs.summary:after_grid")
