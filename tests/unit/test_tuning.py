@@ -2,6 +2,7 @@
 the budget loop and the objective's verdicts (fake trials and outcomes; seconds in all)."""
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from xferlab.tuning.storage import open_storage, resolve
 from xferlab.tuning.study import check_identity, open_study
 from xferlab.tuning.studyspec import load_study_spec, with_budget
 from xferlab.tuning.cli import final_status, worker_reasons, workers_status
-from xferlab.tuning.worker import WorkerEnd, loop, quiet_optuna, silent_exit_reason
+from xferlab.tuning.worker import WorkerEnd, collect_garbage, loop, quiet_optuna, silent_exit_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_AT = ROOT / "experiments/smoke/at.yaml"
@@ -416,3 +417,24 @@ def test_trials_started_at_the_same_instant_never_exceed_the_budget(sqlite_ref):
     assert (n["FAIL"], n["SURPLUS"], n["RUNNING"]) == (1, 1, 2)
     study.tell(first, state=TrialState.FAIL)  # a real failure frees its place in the budget
     assert not over_budget(study, study.ask().number, 2)
+
+
+def test_a_worker_freezes_what_it_keeps_after_its_first_trial():
+    """After the first trial the worker's long-lived objects leave the collector's view (a
+    full collection over them cost 0.27 s per trial); a trial's own cycles are still freed."""
+    gc.unfreeze()
+    try:
+        assert collect_garbage(False) is True
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+
+        class Cycle:
+            pass
+
+        a, b = Cycle(), Cycle()
+        a.other, b.other = b, a
+        del a, b  # a reference cycle, as a finished trial leaves them
+        assert collect_garbage(True) is True and gc.get_freeze_count() == frozen
+        assert not any(type(o).__name__ == "Cycle" for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
