@@ -271,6 +271,24 @@ def test_at_layers_gain_over_baseline(at_runs):
     assert layers[layers["condition"] == "baseline"]["test_gain"].isna().all()
 
 
+def test_at_layers_pair_at_with_its_baseline_seed_by_seed(at_runs):
+    """Layer 4 has seeds 0 and 1 (70, 60), the baseline seeds 0 and 1 (50, 60): differences
+    20 and 0, mean 10, sd sqrt(200); 95 % interval 10 -+ t(0.975, 1) * sqrt(200) / sqrt(2).
+    Layer 2 ran seed 0 only: one pair, no interval."""
+    from scipy import stats
+
+    layers = at_tables.at_layers(at_runs).set_index(["condition", "layer"])
+    l4 = layers.loc[("at", 4.0)]
+    half = stats.t.ppf(0.975, 1) * math.sqrt(200.0) / math.sqrt(2)
+    assert l4["test_pairs"] == 2 and l4["test_diff"] == pytest.approx(10.0)
+    assert (l4["test_diff_ci_low"], l4["test_diff_ci_high"]) == (pytest.approx(10 - half), pytest.approx(10 + half))
+    assert l4["test_p_paired"] == pytest.approx(stats.ttest_rel([70.0, 60.0], [50.0, 60.0]).pvalue)
+    assert l4["seeds_for_paper_gain"] > 2  # a spread of 14 points per pair needs many seeds for 4.1 points
+    l2 = layers.loc[("at", 2.0)]
+    assert l2["test_pairs"] == 1 and l2["test_diff"] == pytest.approx(30.0) and pd.isna(l2["test_diff_ci_low"])
+    assert at_tables.paper_gain() == pytest.approx(61.3 - 57.2)
+
+
 def test_at_summary_best_layer_by_validation(at_runs):
     row_ = at_tables.summary(at_runs).iloc[0]
     assert row_["ref_model"] == "ortho"

@@ -50,6 +50,8 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        profile=column(runs, "params.data.profile").fillna("").astype(str),
                        spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
                        condition=cond, ref_model=ref_model, layer=layer,
+                       seed=pd.to_numeric(column(runs, "params.seed").fillna(column(runs, "tags.xferlab.seed")),
+                                          errors="coerce"),
                        test=metric(runs, "test_accuracy") * 100, train=metric(runs, "best_train_accuracy") * 100,
                        val=metric(runs, "best_val_accuracy") * 100)
 
@@ -65,7 +67,49 @@ def at_layers(prepared: pd.DataFrame) -> pd.DataFrame:
     table["test_gain"] = table["test_mean"] - table["baseline_test"]
     table["train_gain"] = table["train_mean"] - table["baseline_train"]
     table.loc[table["condition"] == "baseline", ["test_gain", "train_gain"]] = np.nan
+    table = table.join(_paired(table, prepared))
     return table.sort_values(keys, na_position="first").reset_index(drop=True)
+
+
+PAIRED = ["test_pairs", "test_diff", "test_diff_ci_low", "test_diff_ci_high", "test_p_paired", "seeds_for_paper_gain"]
+
+
+def paper_gain() -> float:
+    """The paper's headline AT gain in test points (IEMOCAP speaker-wise, AT pretrained on
+    the same dataset minus baseline), read from its table: what a comparison must detect."""
+    head = papers.load("at_headline")
+    hit = head[(head["task"] == "speech_emotion") & (head["split"] == "speaker_wise")].iloc[0]
+    return float(hit["at_same_dataset_test_acc"] - hit["baseline_test_acc"])
+
+
+def _paired(table: pd.DataFrame, prepared: pd.DataFrame) -> pd.DataFrame:
+    """Per AT row: AT minus baseline test accuracy seed by seed (the baseline of the row's
+    spec, else of the task setting's only baseline spec): pairs, mean difference, 95 %
+    interval, paired t-test p, and the seeds a paired test would need to detect the paper's
+    gain at p < 0.05 with 80 % power, given the spread of these differences."""
+    from xferlab.report.power import paired_difference, seeds_needed
+
+    out = pd.DataFrame(np.nan, index=table.index, columns=PAIRED)
+    base = prepared[prepared["condition"] == "baseline"]
+    gain = paper_gain()
+    for i, row in table[table["condition"].isin(AT_CONDITIONS)].iterrows():
+        same_task = (base[TASK] == row[TASK]).all(axis=1)
+        baseline = _baseline_rows(base[same_task], row["spec"]).groupby("seed")["test"].mean()
+        at = prepared[_in_cell(prepared, row)].groupby("seed")["test"].mean()
+        seeds = at.index.intersection(baseline.index)
+        res = paired_difference(at.loc[seeds].to_numpy(), baseline.loc[seeds].to_numpy())
+        out.loc[i] = [res["n"], res["diff"], res["ci_low"], res["ci_high"], res["p"], seeds_needed(gain, res["sd"])]
+    return out
+
+
+def _in_cell(prepared: pd.DataFrame, row: pd.Series) -> pd.Series:
+    """The runs of ``row``'s cell: its keys compared one by one, NaN equal to NaN (a key may
+    be missing, e.g. the layer), which ``==`` alone never matches."""
+    both = pd.Series(True, index=prepared.index)
+    for key in CELL:
+        value = row[key]
+        both &= prepared[key].isna() if pd.isna(value) else prepared[key] == value
+    return both
 
 
 def _with_baseline(table: pd.DataFrame, prepared: pd.DataFrame) -> pd.DataFrame:
