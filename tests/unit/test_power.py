@@ -37,3 +37,24 @@ def test_paired_difference_degenerate_cases():
     same = paired_difference([2.0, 3.0], [1.0, 2.0])
     assert (same["ci_low"], same["ci_high"], same["p"]) == (1.0, 1.0, 0.0)
     assert paired_difference([1.0, 2.0], [1.0, 2.0])["p"] == 1.0
+
+
+def test_differences_by_group_equals_paired_difference_group_by_group():
+    """The report's vectorised form against the scalar one, on groups of 1, 2 (equal
+    differences), 3 and 7 pairs."""
+    import numpy as np
+    import pandas as pd
+
+    from xferlab.report.power import differences_by_group
+
+    rng = np.random.default_rng(0)
+    frames = [pd.DataFrame({"cell": "one", "d": [3.0]}), pd.DataFrame({"cell": "same", "d": [2.0, 2.0]}),
+              pd.DataFrame({"cell": "three", "d": rng.normal(1, 2, 3)}),
+              pd.DataFrame({"cell": "seven", "d": [*rng.normal(-1, 3, 7), np.nan]})]
+    got = differences_by_group(pd.concat(frames), ["cell"], "d").set_index("cell")
+    for frame in frames:
+        d = frame["d"].dropna().to_numpy()
+        want = paired_difference(d, np.zeros_like(d))
+        row = got.loc[frame["cell"].iloc[0]]
+        for key in ("n", "diff", "sd", "ci_low", "ci_high", "p"):
+            assert row[key] == pytest.approx(want[key], nan_ok=True), key

@@ -13,6 +13,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 MAX_SEEDS = 10_000  # beyond this "seeds needed" is reported as not reachable
 
@@ -38,32 +39,57 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     return out
 
 
-def paired_power(n: int, effect: float, sd: float, alpha: float = 0.05) -> float:
-    """Power of a two-sided paired t-test with ``n`` pairs to detect a mean difference of
-    ``effect`` when the differences have standard deviation ``sd``."""
+def differences_by_group(frame: pd.DataFrame, by: Sequence[str], diff: str, confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`paired_difference` for every group of ``by`` at once (the report's thousands of
+    cells): columns n, diff, sd, ci_low, ci_high, p, one row per group."""
     from scipy import stats
 
-    if n < 2 or not sd > 0:
-        return math.nan
-    df, nc = n - 1, effect / sd * math.sqrt(n)
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    g = frame.dropna(subset=[diff]).groupby(list(by), dropna=False)[diff].agg(["count", "mean", "std"]).reset_index()
+    g = g.rename(columns={"count": "n", "mean": "diff", "std": "sd"})
+    n, mean, sd = g["n"].to_numpy(float), g["diff"].to_numpy(float), g["sd"].to_numpy(float)
+    ok = (n >= 2) & (sd > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = sd / np.sqrt(n)
+        half = np.where(ok, stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * se, np.nan)
+        p = np.where(ok, 2 * stats.t.sf(np.abs(mean / se), np.maximum(n - 1, 1)), np.nan)
+    exact = (n >= 2) & (sd == 0)  # identical differences, as in paired_difference
+    g["ci_low"] = np.where(exact, mean, mean - half)
+    g["ci_high"] = np.where(exact, mean, mean + half)
+    g["p"] = np.where(exact, np.where(mean == 0, 1.0, 0.0), p)
+    g.loc[g["n"] < 2, "sd"] = np.nan
+    return g
 
 
-def seeds_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> float:
+def paired_power(n: int | np.ndarray, effect: float, sd: float | np.ndarray, alpha: float = 0.05) -> float | np.ndarray:
+    """Power of a two-sided paired t-test with ``n`` pairs to detect a mean difference of
+    ``effect`` when the differences have standard deviation ``sd`` (arrays broadcast)."""
+    from scipy import stats
+
+    n, sd = np.asarray(n, dtype=float), np.asarray(sd, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df, nc = np.maximum(n - 1, 1), effect / sd * np.sqrt(n)
+        crit = stats.t.ppf(1 - alpha / 2, df)
+        power = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+    power = np.where((n >= 2) & (sd > 0), power, np.nan)
+    return float(power) if power.ndim == 0 else power
+
+
+def seeds_needed(effect: float, sd: float | np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float | np.ndarray:
     """The smallest number of seeds (pairs, at least 2) at which :func:`paired_power`
-    reaches ``power``; NaN when ``sd`` is unknown, inf beyond :data:`MAX_SEEDS`."""
-    if not (sd > 0 and effect != 0):
-        return math.nan
-    low, high = 2, 2
-    while paired_power(high, effect, sd, alpha) < power:  # power grows with n: bracket, then bisect
-        if high >= MAX_SEEDS:
-            return math.inf
-        low, high = high, min(2 * high, MAX_SEEDS)
-    while low < high:
-        mid = (low + high) // 2
-        if paired_power(mid, effect, sd, alpha) >= power:
-            high = mid
-        else:
-            low = mid + 1
-    return float(high)
+    reaches ``power``; NaN where ``sd`` is unknown, inf beyond :data:`MAX_SEEDS`. Power grows
+    with n, so every ``sd`` of an array is bisected at once."""
+    sd = np.asarray(sd, dtype=float)
+    valid = np.isfinite(sd) & (sd > 0) & (effect != 0)
+    s = np.where(valid, sd, 1.0)
+    low, high = np.full(s.shape, 2.0), np.full(s.shape, 2.0)
+    short = paired_power(high, effect, s, alpha) < power
+    while np.any(short):  # double until enough (far n would put scipy's noncentral t out of range)
+        low, high = np.where(short, high, low), np.where(short, np.minimum(2 * high, MAX_SEEDS), high)
+        short = (paired_power(high, effect, s, alpha) < power) & (high < MAX_SEEDS)
+    reachable = paired_power(high, effect, s, alpha) >= power
+    while np.any(low < high):  # the smallest n in (low, high] that is enough
+        mid = np.floor((low + high) / 2)
+        ok = paired_power(mid, effect, s, alpha) >= power
+        low, high = np.where(ok | (low >= high), low, mid + 1), np.where(ok & (low < high), mid, high)
+    out = np.where(valid, np.where(reachable, high, np.inf), np.nan)
+    return float(out) if out.ndim == 0 else out
