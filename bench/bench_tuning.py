@@ -58,7 +58,8 @@ def steady_rate(study) -> float:
     to the end of its last; summed over the workers."""
     by_worker: dict[int, list] = {}
     for t in study.trials:
-        by_worker.setdefault(t.user_attrs["xferlab.pid"], []).append(t)
+        if t.state.name == "COMPLETE":  # a surplus trial stands down before it runs
+            by_worker.setdefault(t.user_attrs["xferlab.pid"], []).append(t)
     rate = 0.0
     for trials in by_worker.values():
         trials.sort(key=lambda t: t.datetime_start)
@@ -80,10 +81,11 @@ def throughput(workdir: Path, env: dict[str, str], trials: int, epochs: int, rou
                 "--set", f"pruner={PRUNERS['none']}", "--set", f"train.epochs={epochs}"]
         wall = xferlab(args + (["--pin"] if workers == 2 else []), workdir, env, one_core if workers == 1 else None)
         study = load(workdir, name)
-        walls[workers].append(60 * len(study.trials) / wall)
+        done = sum(t.state.name == "COMPLETE" for t in study.trials)
+        walls[workers].append(60 * done / wall)
         steady[workers].append(steady_rate(study))
         singles += [name] if workers == 1 else []
-        print(f"  {workers} worker(s): {len(study.trials)} trials in {wall:.0f} s; steady state "
+        print(f"  {workers} worker(s): {done} trials in {wall:.0f} s; steady state "
               f"{steady[workers][-1]:.1f} trials/min; load {os.getloadavg()[0]:.1f}", flush=True)
     rates = {w: sum(v) / len(v) for w, v in walls.items()}
     only = {w: sum(v) / len(v) for w, v in steady.items()}
@@ -106,7 +108,8 @@ def overhead(workdir: Path, names: list[str]) -> None:
     first: list[float] = []
     walls, fits, gaps = [], [], []
     for name in names:
-        trials = sorted(load(workdir, name).trials, key=lambda t: t.datetime_start)
+        trials = sorted((t for t in load(workdir, name).trials if t.state.name == "COMPLETE"),
+                        key=lambda t: t.datetime_start)
         for n, t in enumerate(trials):
             wall = (t.datetime_complete - t.datetime_start).total_seconds()
             fit = client.get_run(t.user_attrs["mlflow_run_id"]).data.metrics["fit_seconds"]

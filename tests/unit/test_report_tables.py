@@ -458,3 +458,18 @@ def test_two_experiments_are_never_averaged_into_one_cell():
                                           run(2, "at", 0.50, "at_1")]))
     row = at_tables.summary(two).set_index("spec").loc["at_1"]
     assert pd.isna(row.get("baseline_test_mean"))  # two baseline experiments: never pooled
+
+
+def test_a_changed_model_head_is_another_task_setting():
+    """Runs of one spec before and after its VGG16 head changed are never pooled: an AT run
+    with the He head is compared with the He-head baseline only (absent = the paper's head)."""
+    def run(i: int, cond: str, test: float, head: str | None, seed: int = 0):
+        extra = {"params.model.head_init": head, "params.model.dropout": "0.0"} if head else {}
+        return {**at_run(i, cond, test, test, seed=seed), "tags.xferlab.spec": "quickstart/at", **extra}
+
+    runs = at_tables.prepare(pd.DataFrame([run(1, "baseline", 0.30, None), run(2, "baseline", 0.50, "kaiming"),
+                                           run(3, "at", 0.60, "kaiming")]))
+    layers = at_tables.at_layers(runs)
+    he = layers[(layers["condition"] == "at")].iloc[0]
+    assert he["baseline_test"] == pytest.approx(50.0) and he["test_diff"] == pytest.approx(10.0)
+    assert set(layers["head_init"]) == {"torchvision", "kaiming"} and set(layers["dropout"]) == {0.5, 0.0}

@@ -20,9 +20,9 @@ from xferlab.report import papers
 from xferlab.report.frames import aggregate
 from xferlab.report.query import column, metric
 
-# A target task setting: what a baseline is comparable within (the model width and the
-# synthetic corpus profile change the task as much as the dataset does).
-TASK = ["task", "split", "confound", "width", "profile"]
+# A target task setting: what a baseline is comparable within (the model width and head and
+# the synthetic corpus profile change the task as much as the dataset does).
+TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init"]
 # A cell: one experiment (spec) of one condition at one layer. The spec is part of it, so
 # two experiments are never averaged into one number, even with equal settings.
 CELL = [*TASK, "spec", "condition", "ref_model", "layer"]
@@ -48,6 +48,9 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        confound=pd.to_numeric(column(runs, "params.data.confound"), errors="coerce").fillna(0.0),
                        width=pd.to_numeric(column(runs, "params.model.width"), errors="coerce").fillna(0.0),
                        profile=column(runs, "params.data.profile").fillna("").astype(str),
+                       # absent = the default (the options came after runs were recorded)
+                       dropout=pd.to_numeric(column(runs, "params.model.dropout"), errors="coerce").fillna(0.5),
+                       head_init=column(runs, "params.model.head_init").fillna("torchvision").astype(str),
                        spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
                        condition=cond, ref_model=ref_model, layer=layer,
                        seed=pd.to_numeric(column(runs, "params.seed").fillna(column(runs, "tags.xferlab.seed")),

@@ -35,7 +35,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
         return out
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * out["sd"] / math.sqrt(n)
     out.update(ci_low=float(out["diff"] - half), ci_high=float(out["diff"] + half),
-               p=float(stats.ttest_rel(a, b).pvalue))
+               p=float(stats.ttest_1samp(d, 0.0).pvalue))  # the paired t-test, on the kept pairs
     return out
 
 

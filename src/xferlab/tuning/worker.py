@@ -72,6 +72,13 @@ def work(plan: Plan) -> str:
 
 def loop(study: Any, objective: Any, spec: Any, deadline: float | None, handler: Any) -> str:
     """The budget loop (see the module docstring)."""
+    try:
+        return _budget_loop(study, objective, spec, deadline, handler)
+    finally:
+        gc.unfreeze()  # a worker inside a longer-lived process (one worker, tests) hands its objects back
+
+
+def _budget_loop(study: Any, objective: Any, spec: Any, deadline: float | None, handler: Any) -> str:
     from xferlab.tuning.liveness import reap
     from xferlab.tuning.objective import TrialFailed
     from xferlab.tuning.study import counts
