@@ -434,7 +434,9 @@ def test_a_worker_freezes_what_it_keeps_after_its_first_trial():
         a, b = Cycle(), Cycle()
         a.other, b.other = b, a
         del a, b  # a reference cycle, as a finished trial leaves them
-        assert collect_garbage(True) is True and gc.get_freeze_count() == frozen
+        kept = [[] for _ in range(1000)]  # alive and tracked: a later call must not freeze them
+        assert collect_garbage(True) is True and len(kept) == 1000
+        assert gc.get_freeze_count() <= frozen  # nothing new frozen (frozen objects may still die)
         assert not any(type(o).__name__ == "Cycle" for o in gc.get_objects())
     finally:
         gc.unfreeze()
