@@ -36,10 +36,16 @@ def prepared(ctx: Context) -> tuple[pd.DataFrame, Query]:
     return ctx.memo("at_prepared", make), query
 
 
+def layers_frame(ctx: Context) -> pd.DataFrame:
+    """The per-layer table, built once per report (the summary, its table and the per-layer
+    figure all read it; its paired columns are the costly part at thousands of cells)."""
+    return ctx.memo("at_layers", lambda: at_tables.at_layers(prepared(ctx)[0]))
+
+
 def summary_frame(ctx: Context) -> pd.DataFrame:
     def make() -> pd.DataFrame:
         runs, _ = prepared(ctx)
-        table = at_tables.summary(runs)
+        table = at_tables.summary(runs, layers_frame(ctx))
         flags = ctx.flags.get("at")
         if flags is not None and len(table):
             key = lambda f: pd.Series([f"{spec}: {at_tables.task_label(*k)}" for spec, *k in  # noqa: E731
@@ -73,7 +79,7 @@ def summary_item(ctx: Context) -> Section:
 def layers_item(ctx: Context) -> Section:
     sec, runs, query = section(ctx, "at_layers", "the AT per-layer table")
     emit(ctx, sec, "at_layers", "AT: accuracy (%) per task, split, condition, model and layer; gain over baseline",
-         at_tables.at_layers(runs), query, [*NOTES[:1], PAIRED_NOTE.format(gain=at_tables.paper_gain())], len(runs))
+         layers_frame(ctx), query, [*NOTES[:1], PAIRED_NOTE.format(gain=at_tables.paper_gain())], len(runs))
     return sec
 
 
@@ -106,7 +112,7 @@ def boost_item(ctx: Context) -> Section:
 def per_layer_item(ctx: Context) -> Section:
     sec = titled("at_per_layer")
     runs, query = prepared(ctx)
-    layers = at_tables.at_layers(runs)
+    layers = layers_frame(ctx)
     has = layers[layers["condition"].isin(at_tables.AT_CONDITIONS) & layers["test_gain"].notna()]
     if has.empty:
         sec.missing.append(no_runs("our per-layer improvement (AT runs with a baseline of the same task)", query))

@@ -153,10 +153,11 @@ def _stat_cols(sub: pd.DataFrame, prefix: str) -> dict[str, object]:
             f"{prefix}_train_std": row["train_std"], f"{prefix}_train_n": row["train_n"]}
 
 
-def summary(prepared: pd.DataFrame) -> pd.DataFrame:
+def summary(prepared: pd.DataFrame, layers: pd.DataFrame | None = None) -> pd.DataFrame:
     """The headline table: per task, split and reference model, baseline / weight-init /
-    AT (best layer, mean over layers) / dual AT, test and train, beside the paper."""
-    layers = at_layers(prepared)
+    AT (best layer, mean over layers) / dual AT, test and train, beside the paper.
+    ``layers``: :func:`at_layers` of ``prepared`` when the caller has it already."""
+    layers = at_layers(prepared) if layers is None else layers
     exp = [*TASK, "spec"]  # one row per experiment and reference model
     refs = layers[layers["condition"] != "baseline"][[*exp, "ref_model"]].drop_duplicates()
     bare = layers[exp].drop_duplicates().merge(refs[exp].drop_duplicates(), how="left", indicator=True)
