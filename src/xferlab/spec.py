@@ -187,6 +187,12 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
+WHOLE_KEYS = {  # top keys --set cannot replace whole, and what to do instead
+    "grid": "--set grid=... cannot replace a whole grid: fix one axis with --set grid.<key>=[...] (or "
+            "--set <key>=<value>), or run some cells only with --only '<key>=<value>'",
+    "base": "--set base=... cannot change the spec a spec extends: edit the spec's base: line, or copy the spec"}
+
+
 def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``--set`` overrides; naming a grid axis fixes it (the axis is dropped)."""
     tree = copy.deepcopy(tree)
@@ -208,6 +214,8 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         if key in schema.TOP_KEYS and key not in ("grid", "base"):
             tree[key] = value
             continue
+        if key in WHOLE_KEYS:
+            raise UserError(WHOLE_KEYS[key])
         _check_key(key, valid, "--set")
         set_dotted(tree, key, value)
         grid = tree.get("grid")
