@@ -23,9 +23,9 @@ from tests.conftest import ROOT, fresh_env, run_cli, run_cli_together
 pytestmark = pytest.mark.timeout(1800)  # three CLI runs (TF and torch start-up, tiny training) set the store up
 
 ROLES = ("--role", "final", "--role", "smoke")  # smoke specs' runs count whichever role the runner gives them
-TABLES = ("v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "v2s_mapping_selection",
+TABLES = ("claims", "v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "v2s_mapping_selection",
           "at_summary", "at_layers", "tuning", "flags", "inventory")
-FIGURES = ("v2s_fig3", "v2s_fig4", "v2s_fig5", "at_boost", "at_per_layer", "at_per_layer_paper", "at_loss")
+FIGURES = ("claims", "v2s_fig3", "v2s_fig4", "v2s_fig5", "at_boost", "at_per_layer", "at_per_layer_paper", "at_loss")
 
 
 @pytest.fixture(scope="module")

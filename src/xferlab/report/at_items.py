@@ -36,10 +36,16 @@ def prepared(ctx: Context) -> tuple[pd.DataFrame, Query]:
     return ctx.memo("at_prepared", make), query
 
 
+def pairs_frame(ctx: Context) -> pd.DataFrame:
+    """AT minus baseline per cell and seed (:func:`at_tables.seed_pairs`), built once per report."""
+    return ctx.memo("at_pairs", lambda: at_tables.seed_pairs(prepared(ctx)[0]))
+
+
 def layers_frame(ctx: Context) -> pd.DataFrame:
-    """The per-layer table, built once per report (the summary, its table and the per-layer
-    figure all read it; its paired columns are the costly part at thousands of cells)."""
-    return ctx.memo("at_layers", lambda: at_tables.at_layers(prepared(ctx)[0]))
+    """The per-layer table, built once per report (the summary, its table, the per-layer
+    figure and the claims all read it; its paired columns are the costly part at thousands
+    of cells)."""
+    return ctx.memo("at_layers", lambda: at_tables.at_layers(prepared(ctx)[0], pairs_frame(ctx)))
 
 
 def summary_frame(ctx: Context) -> pd.DataFrame:

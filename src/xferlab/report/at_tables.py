@@ -59,9 +59,10 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        val=metric(runs, "best_val_accuracy") * 100)
 
 
-def at_layers(prepared: pd.DataFrame) -> pd.DataFrame:
+def at_layers(prepared: pd.DataFrame, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per task/split/condition/model/layer: test, train and val accuracy, and the gain over
-    the baseline of the same task and split (AT minus baseline, points)."""
+    the baseline of the same task and split (AT minus baseline, points), and the paired
+    columns (:data:`PAIRED`). ``pairs``: :func:`seed_pairs` of ``prepared`` when the caller has it."""
     keys = CELL
     table = aggregate(prepared, keys, "test", "test_")
     for split_name in ("train", "val"):
@@ -70,11 +71,11 @@ def at_layers(prepared: pd.DataFrame) -> pd.DataFrame:
     table["test_gain"] = table["test_mean"] - table["baseline_test"]
     table["train_gain"] = table["train_mean"] - table["baseline_train"]
     table.loc[table["condition"] == "baseline", ["test_gain", "train_gain"]] = np.nan
-    table = table.join(_paired(table, prepared))
+    table = table.join(_paired(table, seed_pairs(prepared) if pairs is None else pairs))
     return table.sort_values(keys, na_position="first").reset_index(drop=True)
 
 
-PAIRED = ["test_pairs", "test_diff", "test_diff_ci_low", "test_diff_ci_high", "test_p_paired", "seeds_for_paper_gain"]
+PAIRED = ["test_pairs", "test_diff", "test_diff_sd", "test_diff_ci_low", "test_diff_ci_high", "test_p_paired", "seeds_for_paper_gain"]
 
 
 def paper_gain() -> float:
@@ -85,18 +86,13 @@ def paper_gain() -> float:
     return float(hit["at_same_dataset_test_acc"] - hit["baseline_test_acc"])
 
 
-def _paired(table: pd.DataFrame, prepared: pd.DataFrame) -> pd.DataFrame:
-    """Per AT row: AT minus baseline test accuracy seed by seed (the baseline of the row's
-    spec, else of the task setting's only baseline spec, as :func:`_with_baseline`): pairs,
-    mean difference, 95 % interval, paired t-test p, and the seeds a paired test would need
-    to detect the paper's gain at p < 0.05 with 80 % power, given the spread of these
-    differences. Vectorised over cells: the catalogue has hundreds of them."""
-    from xferlab.report.power import differences_by_group, seeds_needed
-
-    out = pd.DataFrame(np.nan, index=table.index, columns=PAIRED)
+def seed_pairs(prepared: pd.DataFrame) -> pd.DataFrame:
+    """Per AT cell and seed: its test accuracy and ``d``, AT minus the baseline of the same
+    seed (the baseline of the cell's spec, else of the task setting's only baseline spec, as
+    :func:`_with_baseline`; NaN without one). Vectorised: the catalogue has hundreds of cells."""
     at = prepared[prepared["condition"].isin(AT_CONDITIONS)]
     if at.empty:
-        return out
+        return pd.DataFrame(columns=[*CELL, "seed", "test", "d"])
     base = prepared[prepared["condition"] == "baseline"]
     own = base.groupby([*TASK, "spec", "seed"])["test"].mean().rename("own").reset_index()
     has_own = base[[*TASK, "spec"]].drop_duplicates().assign(has_own=True)
@@ -106,11 +102,22 @@ def _paired(table: pd.DataFrame, prepared: pd.DataFrame) -> pd.DataFrame:
              .merge(own, on=[*TASK, "spec", "seed"], how="left").merge(only, on=[*TASK, "seed"], how="left")
              .merge(has_own, on=[*TASK, "spec"], how="left"))
     pairs["d"] = pairs["test"] - pairs["own"].where(pairs["has_own"].eq(True), pairs["only"])
+    return pairs[[*CELL, "seed", "test", "d"]]
+
+
+def _paired(table: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per AT row, from its :func:`seed_pairs`: pairs, mean difference and its spread, 95 %
+    interval, paired t-test p, and the seeds a paired test would need to detect the
+    paper's gain at p < 0.05 with 80 % power, given the spread of these differences."""
+    from xferlab.report.power import differences_by_group, seeds_needed
+
+    out = pd.DataFrame(np.nan, index=table.index, columns=PAIRED)
+    if pairs.empty:
+        return out
     stats = differences_by_group(pairs, CELL, "d")
-    gain = paper_gain()
-    stats["seeds"] = seeds_needed(gain, stats["sd"].to_numpy(float))
+    stats["seeds"] = seeds_needed(paper_gain(), stats["sd"].to_numpy(float))
     found = table[CELL].reset_index().merge(stats, on=CELL, how="inner").set_index("index")
-    out.loc[found.index] = found[["n", "diff", "ci_low", "ci_high", "p", "seeds"]].to_numpy(float)
+    out.loc[found.index] = found[["n", "diff", "sd", "ci_low", "ci_high", "p", "seeds"]].to_numpy(float)
     out.loc[~table["condition"].isin(AT_CONDITIONS)] = np.nan
     return out
 

@@ -61,7 +61,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                       v2s_dataset=args.v2s_dataset, at_dataset=args.at_dataset, spec=args.spec)
     report = build_report(args.names, args.experiment, Path(args.out), options, cache=not args.no_cache)
     for section in report.sections:
-        for line in section.missing:
+        for line in section.missing + section.summary:
             print(line)
         outputs = [t.files[0] for t in section.tables if t.files] + [f.path for f in section.figures]
         outputs += [p for p, _ in section.files]

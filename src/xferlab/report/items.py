@@ -14,9 +14,11 @@ from xferlab.registry import TABLES
 ALWAYS = ("flags", "inventory")  # written by every report, whatever items were asked for
 
 _V2S, _AT = "xferlab.report.v2s_items", "xferlab.report.at_items"
+_CLAIMS = "xferlab.report.claims_items"
 
 # (name, title, target); the order is the page's order
 _ITEMS: tuple[tuple[str, str, str], ...] = (
+    ("claims", "Claims: each paper's headline claims beside ours, with a verdict", f"{_CLAIMS}:claims_item"),
     ("v2s_table2", "V2S Table 2: test accuracy per UCR dataset", f"{_V2S}:table2_item"),
     ("v2s_significance", "V2S: paired significance tests over datasets", f"{_V2S}:significance_item"),
     ("v2s_table3", "V2S Table 3: source validation loss and SWD", f"{_V2S}:table3_item"),

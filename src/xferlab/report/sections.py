@@ -39,7 +39,8 @@ class FigureOut:
 
 @dataclass
 class Section:
-    """One item's part of the page; ``missing`` holds its "no runs for ..." lines."""
+    """One item's part of the page; ``missing`` holds its "no runs for ..." lines and
+    ``summary`` the lines the console shows besides them (e.g. the claims' verdicts)."""
 
     name: str
     title: str
@@ -47,3 +48,4 @@ class Section:
     figures: list[FigureOut] = field(default_factory=list)
     files: list[tuple[Path, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
