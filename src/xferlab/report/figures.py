@@ -196,29 +196,31 @@ VERDICT_COLOURS = {"reproduced": "tab:green", "not reproduced": "tab:red", "inco
 def claims(table: pd.DataFrame, path: Path) -> Path:
     """The claims as a forest plot: per claim, our mean with its 95 % interval (coloured by
     verdict) and the paper's figure (a black cross); gains and accuracies in panels of
-    their own, as their scales differ."""
+    their own, one above the other, as their scales differ."""
     from xferlab.report.claims import GAIN, LEVEL
 
     parts = [(m, table[table["measure"] == m]) for m in (GAIN, LEVEL) if (table["measure"] == m).any()]
-    rows = max(len(p) for _, p in parts)
-    fig, axes = plt.subplots(1, len(parts), figsize=(7.5 * len(parts), 1.2 + 0.32 * rows), squeeze=False)
-    for ax, (measure, part) in zip(axes[0], parts):
+    heights = [0.6 + 0.55 * len(p) for _, p in parts]
+    fig, axes = plt.subplots(len(parts), 1, figsize=(11, 1.0 + sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (measure, part) in zip(axes[:, 0], parts):
         y = np.arange(len(part))[::-1]
-        colours = [VERDICT_COLOURS[v] for v in part["verdict"]]
         low = (part["ours"] - part["ci_low"]).fillna(0).clip(lower=0)
         high = (part["ci_high"] - part["ours"]).fillna(0).clip(lower=0)
-        for yi, x, lo, hi, c in zip(y, part["ours"], low, high, colours):
-            ax.errorbar(x, yi, xerr=[[lo], [hi]], fmt="o", color=c, capsize=3, ms=5)
-        ax.plot(part["paper_figure"], y, "kx", ms=7, label="paper")
+        for yi, x, lo, hi, verdict in zip(y, part["ours"], low, high, part["verdict"]):
+            ax.errorbar(x, yi, xerr=[[lo], [hi]], fmt="o", color=VERDICT_COLOURS[verdict], capsize=3, ms=5)
+        ax.plot(part["paper_figure"], y, "kx", ms=8, mew=1.5)
         if measure == GAIN:
             ax.axvline(0, color="black", lw=0.8)
-        labels = [f"{p}: {c.split(' (')[0]} | {s}" + (f" | {sp}" if sp else "")
-                  for p, c, s, sp in zip(part["paper"], part["claim"], part["scope"], part["spec"])]
-        ax.set_yticks(y, [textwrap.shorten(label, 70) for label in labels], fontsize=7)
+        labels = [f"{textwrap.shorten(claim.split(' (')[0], 55)}\n{textwrap.shorten(f'{scope} [{spec}]', 75)}"
+                  for claim, scope, spec in zip(part["claim"], part["scope"], part["spec"])]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_ylim(-0.6, len(part) - 0.4)
         ax.set_xlabel(measure)
         ax.grid(alpha=0.3, axis="x")
-        handles = [plt.Line2D([], [], color="black", marker="x", ls="", label="paper")]
-        handles += [plt.Line2D([], [], color=c, marker="o", label=f"ours: {v}") for v, c in VERDICT_COLOURS.items()]
-        ax.legend(handles=handles, frameon=False, fontsize=7, loc="best")
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color="black", marker="x", ls="", mew=1.5, label="paper")]
+    handles += [plt.Line2D([], [], color=c, marker="o", label=f"ours (95 % interval): {v}")
+                for v, c in VERDICT_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.55 / fig.get_figheight(), 1, 1))
     return _save(fig, path)
