@@ -93,6 +93,8 @@ def test_data_show_bundled_set():
     ("at.layer=0", "use 1..13"),
     ("model.dropout=1.0", "model.dropout=1.0 is out of range: use a value in [0, 1)"),
     ("model.head_init=xavier", "model.head_init = 'xavier' is not a valid value"),
+    ("train.mask_freq=-1", "train.mask_freq=-1 is negative: use 0 (off)"),
+    ("train.mask_time_width=1.5", "train.mask_time_width=1.5 is out of range: use a fraction of the axis in [0, 1]"),
 ])
 def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message: str, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # in-process (no start-up): a real run, stopped before the store

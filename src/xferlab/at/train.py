@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from xferlab.at.augment import SpecMask, mask_batch
 from xferlab.at.config import ATConfig
 from xferlab.at.loss import at_loss
 from xferlab.at.taps import ActivationTap, OrthCache, orth_activation
@@ -109,10 +110,12 @@ class _Stepper:
     """
 
     def __init__(self, model: nn.Module, orth: nn.Module | None, cfg: ATConfig | None,
-                 seed: int, gram_form: str = "auto") -> None:
+                 seed: int, gram_form: str = "auto", augment: SpecMask | None = None) -> None:
         self.model, self.orth, self.cfg, self.gram_form = model, orth, cfg, gram_form
         self.tap = ActivationTap(model, cfg.end) if cfg is not None else None
         self.gen = torch.Generator().manual_seed(int(seed) + 1)
+        self.augment = augment or SpecMask()  # training batches only (_train_epoch)
+        self.mask_gen = torch.Generator().manual_seed(int(seed) + 2)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, a_orth: torch.Tensor | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -151,6 +154,7 @@ def _train_epoch(step: _Stepper, loader: DataLoader, opt: torch.optim.Optimizer,
     ce_tot = at_tot = 0.0
     for batch in loader:
         x, y, a_orth = _unpack(batch, cache, device)
+        x = mask_batch(x, step.augment, step.mask_gen)
         logits, ce_sum, term = step(x, y, a_orth)
         loss = ce_sum / len(y) + term
         opt.zero_grad(set_to_none=True)
@@ -215,7 +219,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
              at_cfg: ATConfig | Mapping[str, Any] | None = None,
              on_epoch: EpochCallback | None = None, checkpoint_path: str | None = None,
              device: str | torch.device | None = None, orth_cache: bool = True,
-             orth_cache_bytes: int | None = None, orth_cache_dir: str | None = None) -> ATResult:
+             orth_cache_bytes: int | None = None, orth_cache_dir: str | None = None,
+             augment: SpecMask | None = None) -> ATResult:
     """Train ``model`` (CE, plus the AT term when ``at_cfg`` is enabled) with Adam, no weight
     decay, early stopping on the validation loss (CE + AT) and the best checkpoint reloaded.
 
@@ -224,7 +229,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     the orthogonal activations of the train/val items once (in memory up to
     ``orth_cache_bytes`` per split, default :func:`xferlab.at.taps.cache_budget`, else a row file under ``orth_cache_dir`` or the system temp
     dir, deleted afterwards); splits given as a DataLoader are not cached. Raises
-    ``Diverged`` when no epoch has a finite validation loss.
+    ``Diverged`` when no epoch has a finite validation loss. ``augment``: SpecAugment-style
+    masks on the training batches (:mod:`xferlab.at.augment`; none by default, as the paper).
     """
     cfg = ATConfig.from_mapping(at_cfg)
     dev = torch.device(device) if device is not None else default_device()
@@ -232,7 +238,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     orth = _prepare(model, orth_model, cfg, dev)
     splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=0.0)
-    step = _Stepper(model, orth, cfg, seed)
+    step = _Stepper(model, orth, cfg, seed, augment=augment)
     with tempfile.TemporaryDirectory(prefix="xferlab_at_") as tmp, contextlib.ExitStack() as stack:
         stack.callback(step.close)
         caches: dict[str, OrthCache] = {}

@@ -73,6 +73,7 @@ def sections(cfg: Any) -> tuple[Any, Any]:
 
 def run(instance: Instance, run: Any) -> dict[str, float]:
     """Train (baseline / weight-init / AT), log per-epoch and final metrics and figures."""
+    from xferlab.at.augment import SpecMask
     from xferlab.at.train import train_at
 
     cfg = instance.cfg
@@ -89,8 +90,9 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     kept.mkdir(parents=True, exist_ok=True)
     (kept / CONFIG_FILE).write_text(json.dumps(model_config(instance, task), indent=1))
     fit_start = time.perf_counter()
+    masks = SpecMask(t.mask_freq, t.mask_freq_width, t.mask_time, t.mask_time_width)
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t.epochs, lr=t.lr,
-                      batch_size=t.batch_size, patience=t.patience, seed=instance.seed,
+                      batch_size=t.batch_size, patience=t.patience, seed=instance.seed, augment=masks,
                       orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch,
                       checkpoint_path=str(kept / STATE_FILE))
     metrics = final_metrics(result)

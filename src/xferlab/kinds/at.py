@@ -49,6 +49,13 @@ class ATTrain(Train):
     batch_size: int = 8
     lr: float = 5e-5
     patience: Optional[int] = 5
+    # SpecAugment-style masking of the training batches (xferlab.at.augment): per example,
+    # mask_freq bands of up to mask_freq_width of the bins and mask_time spans of up to
+    # mask_time_width of the frames are zeroed. Off (0) in the paper.
+    mask_freq: int = field(default=0, metadata={OMIT_DEFAULT: True})
+    mask_freq_width: float = field(default=0.15, metadata={OMIT_DEFAULT: True})
+    mask_time: int = field(default=0, metadata={OMIT_DEFAULT: True})
+    mask_time_width: float = field(default=0.1, metadata={OMIT_DEFAULT: True})
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,16 @@ def check_layer(cfg: ATSpec) -> None:
 def check_dropout(cfg: ATSpec) -> None:
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise UserError(f"model.dropout={cfg.model.dropout} is out of range: use a value in [0, 1)")
+
+
+def check_masks(cfg: ATSpec) -> None:
+    """SpecAugment-style masks: counts >= 0, widths fractions of the axis in [0, 1]."""
+    t = cfg.train
+    for key, count, width in (("freq", t.mask_freq, t.mask_freq_width), ("time", t.mask_time, t.mask_time_width)):
+        if count < 0:
+            raise UserError(f"train.mask_{key}={count} is negative: use 0 (off) or the number of masks per example")
+        if not 0.0 <= width <= 1.0:
+            raise UserError(f"train.mask_{key}_width={width} is out of range: use a fraction of the axis in [0, 1]")
 
 
 def check_orthogonal(cfg: ATSpec) -> None:
@@ -95,5 +112,5 @@ def registers(instance: "Instance") -> Optional[str]:
 
 KIND = Kind(name="at", help="VGG16 on spectrograms: baseline, weight-init or anti-transfer", schema=ATSpec,
             paper="antitransfer", experiment="antitransfer", job="xferlab.jobs.at:run",
-            checks=(check_layer, check_dropout, check_orthogonal), needs=needs, registers=registers,
+            checks=(check_layer, check_dropout, check_masks, check_orthogonal), needs=needs, registers=registers,
             after_grid="xferlab.jobs.summary:after_grid")
