@@ -45,6 +45,9 @@ def test_resolve_mapping():
         resolve_mapping(0, 10, 3)
     with pytest.raises(UserError):
         resolve_mapping("many", 10, 3)
+    for mapping in (5, "max"):  # PigCVP: 52 classes on a 37-label AM, whatever the mapping
+        with pytest.raises(UserError, match="the target task has 52 classes but the AM only 37 labels"):
+            resolve_mapping(mapping, 37, 52)
 
 
 def test_random_mapping_seeded_and_ordered():

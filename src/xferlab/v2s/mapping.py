@@ -27,6 +27,10 @@ def resolve_mapping(mapping: int | str, n_source: int, n_target: int) -> int:
     """The number m of source classes per target class, checked against |Y_S|."""
     if n_target < 2:
         raise UserError(f"the target task needs at least 2 classes, got {n_target}")
+    if n_target > n_source:
+        raise UserError(f"the target task has {n_target} classes but the AM only {n_source} labels: V2S maps "
+                        "each target class to its own source labels, so it needs at most as many classes as "
+                        "labels; use a source model with more labels (or merge target classes)")
     if mapping == "max":
         m = n_source // n_target
     elif isinstance(mapping, (int, np.integer)) and not isinstance(mapping, bool):
