@@ -189,7 +189,7 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 WHOLE_KEYS = {  # top keys --set cannot replace whole, and what to do instead
     "grid": "--set grid=... cannot replace a whole grid: fix one axis with --set grid.<key>=[...] (or "
-            "--set <key>=<value>), or run some cells only with --only '<key>=<value>'",
+            "--set <key>=<value>), or run some cells only with --only '*<key>=<value>*'",
     "base": "--set base=... cannot change the spec a spec extends: edit the spec's base: line, or copy the spec"}
 
 

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
+from xferlab.at.augment import SpecMask
 from xferlab.at.config import ATConfig
 from xferlab.at.init import init_from_state
 from xferlab.at.train import train_at
@@ -129,15 +130,17 @@ def test_errors_and_pruning_propagate():
 LOSS_KEYS = ("train_loss", "at_loss", "val_loss", "val_at_loss", "val_ce_loss")
 
 
-@pytest.mark.parametrize("aggregation", ["gram", "stochastic_pairwise"])
-def test_orth_cache_gives_the_same_trajectory(tmp_path, aggregation):
+@pytest.mark.parametrize("aggregation, augment", [("gram", None), ("stochastic_pairwise", None),
+                                                   ("gram", SpecMask(2, 0.2, 2, 0.2))])
+def test_orth_cache_gives_the_same_trajectory(tmp_path, aggregation, augment):
     """Cached (in memory, then memmap) vs a second forward per batch: same seed, same
-    per-epoch losses and final weights (up to float rounding of batched convs)."""
+    per-epoch losses and final weights (up to float rounding of batched convs); with masks
+    on the training batches too (the orthogonal model sees the clean batch either way)."""
     cfg = {"layer": 3, "aggregation": aggregation}
-    runs = [run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg, orth_cache=False),
-            run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg),
+    runs = [run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg, orth_cache=False, augment=augment),
+            run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg, augment=augment),
             run(seed=4, epochs=3, orth_model=tiny(9), at_cfg=cfg, orth_cache_bytes=0,
-                orth_cache_dir=str(tmp_path))]
+                orth_cache_dir=str(tmp_path), augment=augment)]
     ref = runs[0]
     assert ref.history[0]["at_loss"] > 0
     for other in runs[1:]:

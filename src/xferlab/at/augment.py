@@ -1,7 +1,7 @@
 """SpecAugment-style masking of training spectrograms (Park et al. 2019), in torch.
 
 Each training example gets ``freq_masks`` bands of frequency bins and ``time_masks`` spans
-of frames set to zero (silence for the magnitude spectrograms the VGG16 reads), each of a
+of frames set to zero (the training mean: the VGG16 reads z-scored spectrograms), each of a
 width drawn uniformly from 0 to ``width`` times the axis' length, at a uniform position.
 Masks are drawn per example from a seeded generator, so a seed reproduces a run. Only the
 target network's training batches are masked: validation and test, and the orthogonal

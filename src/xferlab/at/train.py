@@ -154,7 +154,10 @@ def _train_epoch(step: _Stepper, loader: DataLoader, opt: torch.optim.Optimizer,
     ce_tot = at_tot = 0.0
     for batch in loader:
         x, y, a_orth = _unpack(batch, cache, device)
-        x = mask_batch(x, step.augment, step.mask_gen)
+        if step.augment.active:  # the orthogonal model sees the clean batch, as its cache does
+            if a_orth is None and step.tap is not None:
+                a_orth = orth_activation(step.orth, x, step.cfg.end)
+            x = mask_batch(x, step.augment, step.mask_gen)
         logits, ce_sum, term = step(x, y, a_orth)
         loss = ce_sum / len(y) + term
         opt.zero_grad(set_to_none=True)
