@@ -11,12 +11,14 @@
    trial (MLflow run, data, models, figures, artifacts) and the part between trials
    (budget check, reaper, sampler).
 3. Epochs spent with and without pruning for the same budget of trials and the same
-   sampler seed, and the best value each reached.
+   sampler seed, on models that learn (``LEARNING``), the best value each reached, and the
+   objective's spread over seeds at the best setting, which says how far apart two best
+   values may be by chance.
 
 Everything runs in a fresh temporary directory (own MLflow and Optuna stores); the tiny
 orthogonal model is pretrained once before timing. The corpus cache is $XFERLAB_CACHE
 (default ./.xferlab-cache), generated on first use.
-Usage: python bench/bench_tuning.py [--trials 8] [--epochs 3] [--rounds 2] [--keep DIR]
+Usage: python bench/bench_tuning.py [--trials 8] [--epochs 3] [--rounds 2] [--prune-epochs 6] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -126,27 +128,60 @@ def overhead(workdir: Path, names: list[str]) -> None:
           f"{wall - fit + gap:.2f} s per trial ({wall - fit:.2f} s inside the trial, {gap:.2f} s between trials)")
 
 
+# Pruning needs curves that separate. In the smoke setting (48 items, the paper's head, 3
+# epochs) every trial's validation CE stays at ln 4, so the pruning comparison trains models
+# that learn: the He-initialised head without dropout (issue 15) on the whole tiny corpus.
+LEARNING = ["--set", "model.dropout=0.0", "--set", "model.head_init=kaiming", "--set", "data.max_items=null"]
+
+
 def pruning(workdir: Path, env: dict[str, str], trials: int, epochs: int) -> dict[str, tuple[int, float, str]]:
     """{pruner: (epochs spent, best value, states)} for the same budget and seed."""
     out = {}
     for pruner, text in PRUNERS.items():
         xferlab(["tune", STUDY, "--n-trials", str(trials), "--set", f"study=pruning-{pruner}",
-                 "--set", f"pruner={text}", "--set", f"train.epochs={epochs}"], workdir, env)
+                 "--set", f"pruner={text}", "--set", f"train.epochs={epochs}", *LEARNING], workdir, env)
         study = load(workdir, f"pruning-{pruner}")
         spent = sum(len(t.intermediate_values) for t in study.trials)
         states = " ".join(t.state.name[0] for t in study.trials)
         out[pruner] = (spent, study.best_value, states)
-        print(f"  pruner {pruner:6s}: {spent} epochs, best {study.best_value:.5f}  [{states}]", flush=True)
+        print(f"  pruner {pruner:6s}: {spent} epochs, best {study.best_value:.5f} (trial {study.best_trial.number}, "
+              f"{study.best_trial.params})  [{states}]", flush=True)
     return out
+
+
+def seed_spread(workdir: Path, env: dict[str, str], epochs: int, seeds: int) -> float:
+    """The standard deviation of the objective over ``seeds`` fresh seeds (1, 2, ...) at the
+    unpruned study's best setting: the noise a difference of best values is read against.
+    The best trial's own value is left out: it was picked as the lowest of the study."""
+    from mlflow import MlflowClient
+
+    best = load(workdir, "pruning-none").best_trial
+    fixed = [a for k, v in best.params.items() for a in ("--set", f"{k}={v}")]
+    xferlab(["run", str(ROOT / "experiments/smoke/at.yaml"), "--only", "at.enabled=True", "--set",
+             "experiment=pruning-noise", "--set", f"seeds={list(range(1, seeds + 1))}", "--set",
+             f"train.epochs={epochs}", *LEARNING, *fixed], workdir, env)
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("pruning-noise")
+    query = f"tags.`xferlab.role` != 'summary' AND params.`train.epochs` = '{epochs}'"  # not an earlier --keep run's
+    values = [r.data.metrics["best_val_ce_loss"] for r in client.search_runs([exp.experiment_id], query)
+              if all(r.data.params.get(k) == str(v) for k, v in best.params.items())]
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8, help="budget of each study (default 8)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
+    parser.add_argument("--prune-epochs", type=int, default=6, help="epochs per trial of the pruning comparison "
+                        "(default 6)")
+    parser.add_argument("--noise-seeds", type=int, default=3, help="fresh seeds at the best setting for the "
+                        "objective's spread (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the 1-vs-2-worker comparison (default 2)")
     parser.add_argument("--keep", help="work in this directory (kept) instead of a temporary one")
     args = parser.parse_args()
+    if args.noise_seeds < 2:
+        parser.error("--noise-seeds must be at least 2 (a spread needs two values)")
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="xferlab-bench-tuning-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -158,11 +193,15 @@ def main() -> None:
     singles = throughput(workdir, single, args.trials, args.epochs, args.rounds)
     print("per-trial overhead outside training (1 worker):")
     overhead(workdir, singles)
-    print(f"pruning, same budget ({args.trials} trials of up to {args.epochs} epochs) and sampler seed:")
-    result = pruning(workdir, env, args.trials, args.epochs)
+    print(f"pruning, models that learn, same budget ({args.trials} trials of up to {args.prune_epochs} epochs) and "
+          "sampler seed:")
+    result = pruning(workdir, env, args.trials, args.prune_epochs)
     (off, best_off, _), (on, best_on, _) = result["none"], result["median"]
+    spread = seed_spread(workdir, env, args.prune_epochs, args.noise_seeds)
     print(f"  => epochs with / without pruning: {on}/{off} = {on / off:.2f} ({1 - on / off:.0%} saved); best value "
-          f"(minimised val CE) {best_on:.5f} vs {best_off:.5f} (difference {best_on - best_off:+.5f})")
+          f"(minimised val CE) {best_on:.5f} vs {best_off:.5f} (difference {best_on - best_off:+.5f}); the "
+          f"objective's std over {args.noise_seeds} fresh seeds at the unpruned best setting: {spread:.5f} "
+          f"(difference = {(best_on - best_off) / spread:+.2f} std)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
