@@ -21,7 +21,8 @@ NOTES = ["accuracies in percent; mean ± sample std over repetitions (n = runs);
          "whole-split accuracy", "best layer chosen on validation accuracy; 'layers' = mean over layers of the "
          "per-layer means (n = layers)"]
 
-PAIRED_NOTE = ("test_diff = AT minus baseline test accuracy, paired by seed (test_pairs = seeds both have); "
+PAIRED_NOTE = ("test_diff = AT minus baseline test accuracy, paired by seed (test_pairs = seeds both have; "
+               "test_diff_sd = the spread of the per-seed differences); "
                "95 % t interval (test_diff_ci_low/high) and paired t-test p (test_p_paired); "
                "seeds_for_paper_gain = seeds a paired test needs to detect the paper's +{gain:.1f} points "
                "(IEMOCAP speaker-wise) at p < 0.05 with 80 % power, from the spread of these differences")

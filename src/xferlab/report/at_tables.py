@@ -18,14 +18,15 @@ import pandas as pd
 
 from xferlab.report import papers
 from xferlab.report.frames import aggregate
-from xferlab.report.query import column, metric
+from xferlab.report.query import column, metric, seed
 
 # A target task setting: what a baseline is comparable within (the model width and head and
 # the synthetic corpus profile change the task as much as the dataset does).
-TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init"]
-# A cell: one experiment (spec) of one condition at one layer. The spec is part of it, so
-# two experiments are never averaged into one number, even with equal settings.
-CELL = [*TASK, "spec", "condition", "ref_model", "layer"]
+TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init", "masks"]
+# A cell: one experiment (spec) of one condition at one layer (and the layer's tap mode).
+# The spec is part of it, so two experiments are never averaged into one number, even
+# with equal settings.
+CELL = [*TASK, "spec", "condition", "ref_model", "tap", "layer"]
 AT_CONDITIONS = ("at", "dual_at")
 
 
@@ -34,6 +35,17 @@ def _condition(runs: pd.DataFrame) -> pd.Series:
     init = ~column(runs, "params.init.from").astype(str).isin(["None", "", "nan", "none"])
     derived = np.where(enabled, np.where(init, "dual_at", "at"), np.where(init, "weight_init", "baseline"))
     return column(runs, "tags.xferlab.condition").fillna(pd.Series(derived, index=runs.index))
+
+
+def _masks(runs: pd.DataFrame) -> pd.Series:
+    """The SpecAugment-style masks of the training batches, e.g. ``freq 2x0.15, time 2x0.1``;
+    empty when off (absent params: off, the options came later)."""
+    parts = []
+    for key, width in (("freq", 0.15), ("time", 0.1)):
+        count = pd.to_numeric(column(runs, f"params.train.mask_{key}"), errors="coerce").fillna(0).astype(int)
+        frac = pd.to_numeric(column(runs, f"params.train.mask_{key}_width"), errors="coerce").fillna(width)
+        parts.append([f"{key} {c}x{f:g}" if c > 0 else "" for c, f in zip(count, frac)])
+    return pd.Series([", ".join(p for p in pair if p) for pair in zip(*parts)], index=runs.index, dtype=object)
 
 
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
@@ -51,10 +63,10 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        # absent = the default (the options came after runs were recorded)
                        dropout=pd.to_numeric(column(runs, "params.model.dropout"), errors="coerce").fillna(0.5),
                        head_init=column(runs, "params.model.head_init").fillna("torchvision").astype(str),
-                       spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
+                       masks=_masks(runs), spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
                        condition=cond, ref_model=ref_model, layer=layer,
-                       seed=pd.to_numeric(column(runs, "params.seed").fillna(column(runs, "tags.xferlab.seed")),
-                                          errors="coerce"),
+                       tap=column(runs, "params.at.tap").fillna("conv").astype(str).where(cond.isin(AT_CONDITIONS), ""),
+                       seed=seed(runs),
                        test=metric(runs, "test_accuracy") * 100, train=metric(runs, "best_train_accuracy") * 100,
                        val=metric(runs, "best_val_accuracy") * 100)
 
@@ -143,7 +155,9 @@ def _pick(layers: pd.DataFrame, cond: str, ref: str) -> dict[str, object]:
         return {}
     score = sub["val_mean"].where(sub["val_mean"].notna(), sub["test_mean"])
     best = sub.loc[score.idxmax()]
-    return {f"{cond}_best_layer": best["layer"], f"{cond}_best_test_mean": best["test_mean"],
+    return {f"{cond}_best_layer": best["layer"], f"{cond}_best_tap": best["tap"],
+            f"{cond}_best_on": "validation" if pd.notna(best["val_mean"]) else "test (no validation accuracy)",
+            f"{cond}_best_test_mean": best["test_mean"],
             f"{cond}_best_test_std": best["test_std"], f"{cond}_best_test_n": best["test_n"],
             f"{cond}_best_train_mean": best["train_mean"], f"{cond}_best_train_std": best["train_std"],
             f"{cond}_best_train_n": best["train_n"],

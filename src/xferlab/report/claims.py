@@ -8,8 +8,10 @@ One row per claim and scope, computed from the runs alone (the paper's figures c
   :data:`MATCH_MARGIN` points, or above).
 - AT, per analogue (task setting, spec, orthogonal model): *beats the baseline* at the layer
   chosen on validation (paired by seed), and *gains on average over the layers* (the
-  paper's per-layer curve, IEMOCAP analogues only: the paper has no per-layer numbers for
-  the others).
+  paper's per-layer curve at the same blocks, conv k = its block k; IEMOCAP analogues
+  only: the paper has no per-layer numbers for the others).
+- a gain claim exists only where the paper shows a gain (V2S and TF_a both at 100 on FordA
+  make no "beats" claim).
 
 Verdicts, on two-sided 95 % t intervals:
 
@@ -32,21 +34,25 @@ import pandas as pd
 
 from xferlab.report import at_tables, papers
 from xferlab.report.power import differences_by_group, seeds_needed
-from xferlab.report.query import column
+from xferlab.report.query import column, seed
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 MATCH_MARGIN = 2.0  # points: "reaches the paper's accuracy" allows this much below it
+MIN_GAIN = 0.0  # a gain claim exists only where the paper's own gain is above this (points)
 GAIN, LEVEL = "gain (points)", "accuracy (%)"  # what paper_figure, ours and the interval measure
 COLUMNS = ["paper", "claim", "scope", "spec", "measure", "paper_figure", "ours", "ci_low", "ci_high", "n", "p", "verdict",
            "seeds_needed", "detail"]
 STAT = ["n", "diff", "sd", "ci_low", "ci_high", "p"]  # what power.differences_by_group gives per group
 V2S_COLUMNS = ("v2s_a", "v2s_u")  # reprogrammed sources compared with the paper; TF_a is their foil
 ONE_SEED = "one seed: an interval needs 2 or more"
+NO_PAIR = "no pair: no run of the other side with the same task setting and seed"
 
 
 def gain_verdict(stat: pd.Series, paper_gain: float) -> tuple[str, float, str]:
     """(verdict, seeds needed, why) for "X beats Y by the paper's ``paper_gain``" from the
     paired difference ``stat`` (n, diff, sd, ci_low, ci_high)."""
+    if stat["n"] == 0:
+        return INCONCLUSIVE, math.nan, NO_PAIR
     if stat["n"] < 2 or not np.isfinite(stat["ci_low"]):
         return INCONCLUSIVE, math.nan, ONE_SEED
     low, high = float(stat["ci_low"]), float(stat["ci_high"])
@@ -59,8 +65,8 @@ def gain_verdict(stat: pd.Series, paper_gain: float) -> tuple[str, float, str]:
     return INCONCLUSIVE, need, f"the interval holds 0 and the paper's {paper_gain:+.1f}"
 
 
-def level_verdict(stat: pd.Series, paper: float, margin: float = MATCH_MARGIN) -> tuple[str, float, str]:
-    """(verdict, seeds needed, why) for "ours reaches the paper's ``paper`` within ``margin``"
+def level_verdict(stat: pd.Series, margin: float = MATCH_MARGIN) -> tuple[str, float, str]:
+    """(verdict, seeds needed, why) for "ours reaches the paper's figure within ``margin``"
     from ``stat``: ours minus the paper's figure over seeds (n, diff, sd, ci_low, ci_high)."""
     if stat["n"] < 2 or not np.isfinite(stat["ci_low"]):
         return INCONCLUSIVE, math.nan, ONE_SEED
@@ -85,9 +91,8 @@ def _row(paper: str, claim: str, scope: str, spec: str, figure: float, ours: flo
 
 def _v2s_seeds(prepared: pd.DataFrame) -> pd.DataFrame:
     """Mean test accuracy per spec, dataset, paper column and seed."""
-    runs = prepared[prepared["column"].notna()].assign(
-        spec=column(prepared, "tags.xferlab.spec").fillna("?").astype(str),
-        seed=pd.to_numeric(column(prepared, "params.seed"), errors="coerce"))
+    runs = prepared[prepared["column"].notna()]
+    runs = runs.assign(spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str), seed=seed(runs))
     return runs.groupby(["spec", "dataset", "column", "seed"])["acc"].mean().reset_index()
 
 
@@ -110,11 +115,13 @@ def v2s_claims(prepared: pd.DataFrame) -> list[dict[str, object]]:
             figure = float(ref.loc[stat["dataset"], col])
             rows.append(_row("V2S", f"{label} reaches the paper's test accuracy (within {MATCH_MARGIN:g} points)",
                              stat["dataset"], stat["spec"], figure, figure + stat["diff"],
-                             _shifted(stat, figure), level_verdict(pd.Series(stat), figure), measure=LEVEL))
+                             _shifted(stat, figure), level_verdict(pd.Series(stat)), measure=LEVEL))
         tf = seeds[seeds["column"] == "tf_a"][["spec", "dataset", "seed", "acc"]].rename(columns={"acc": "tf"})
         pairs = mine.merge(tf, on=["spec", "dataset", "seed"], how="inner")
         for stat in differences_by_group(pairs.assign(d=pairs["acc"] - pairs["tf"]), ["spec", "dataset"], "d").to_dict("records"):
             gain = float(ref.loc[stat["dataset"], col] - ref.loc[stat["dataset"], "tf_a"])
+            if not gain > MIN_GAIN:
+                continue  # the paper shows no gain here (e.g. FordA: both 100): there is no claim to test
             rows.append(_row("V2S", f"{label} beats TF_a (test points, paired by seed)", stat["dataset"], stat["spec"],
                              gain, stat["diff"], pd.Series(stat), gain_verdict(pd.Series(stat), gain)))
     return rows
@@ -147,9 +154,11 @@ def paper_layer_gains(paper_task: str) -> pd.Series:
     return ref[f"test_iemo_{split}"] - papers.PER_LAYER_BASELINES[("test", split)]
 
 
-def _layer_rows(layers: pd.DataFrame, key: pd.Series, cond: str) -> pd.DataFrame:
-    same = (layers[[*at_tables.TASK, "spec", "ref_model"]] == key[[*at_tables.TASK, "spec", "ref_model"]]).all(axis=1)
-    return layers[same & (layers["condition"] == cond) & layers["layer"].notna()].sort_values("layer")
+def _same_analogue(frame: pd.DataFrame, key: pd.Series, cond: str) -> pd.Series:
+    """Rows of ``frame`` (per-layer table or seed pairs) of the summary row ``key``'s task
+    setting, spec and model, in condition ``cond``, at a layer."""
+    cols = [*at_tables.TASK, "spec", "ref_model"]
+    return (frame[cols] == key[cols]).all(axis=1) & (frame["condition"] == cond) & frame["layer"].notna()
 
 
 def _layer_stat(row: pd.Series) -> pd.Series:
@@ -167,44 +176,46 @@ def at_claims(summary: pd.DataFrame, layers: pd.DataFrame, pairs: pd.DataFrame) 
         scope = f"{at_tables.task_label(key['task'], key['split'], key['confound'])} vs {key['ref_model']}"
         for cond in at_tables.AT_CONDITIONS:
             best, gain = key.get(f"{cond}_best_layer"), _paper_gain(key, cond)
-            per_layer = _layer_rows(layers, key, cond)
+            per_layer = layers[_same_analogue(layers, key, cond)].sort_values("layer")
             if pd.isna(best) or per_layer.empty or not np.isfinite(gain):
                 continue
-            name = "AT" if cond == "at" else "dual AT"
-            chosen = _layer_stat(per_layer[per_layer["layer"] == best].iloc[0])
-            rows.append(_row("AT", f"{name} beats the baseline (test points, paired by seed; layer chosen on "
-                             f"validation: conv {best:.0f})", scope, key["spec"], gain, chosen["diff"], chosen,
-                             gain_verdict(chosen, gain), f"paper analogue {key['paper_task']}"))
-            paper_layers = paper_layer_gains(str(key["paper_task"]))
-            if cond == "at" and len(per_layer) > 1 and len(paper_layers):
-                rows.append(layers_mean_row(per_layer, _cell_pairs(pairs, key, cond), paper_layers, scope,
+            name, tap = "AT" if cond == "at" else "dual AT", key[f"{cond}_best_tap"]
+            chosen = _layer_stat(per_layer[(per_layer["layer"] == best) & (per_layer["tap"] == tap)].iloc[0])
+            where = f"{'conv' if tap == 'conv' else 'paper tap'} {best:.0f}, chosen on {key[f'{cond}_best_on']}"
+            rows.append(_row("AT", f"{name} beats the baseline (test points, paired by seed; layer {where})", scope,
+                             key["spec"], gain, chosen["diff"], chosen, gain_verdict(chosen, gain),
+                             f"paper analogue {key['paper_task']}"))
+            conv = per_layer[per_layer["tap"] == "conv"]
+            paper_layers = paper_layer_gains(str(key["paper_task"])).reindex(conv["layer"].astype(int)).dropna()
+            if cond == "at" and len(paper_layers) > 1:
+                conv = conv[conv["layer"].astype(int).isin(paper_layers.index)]
+                mine = pairs[_same_analogue(pairs, key, cond) & (pairs["tap"] == "conv")]
+                rows.append(layers_mean_row(conv, mine[mine["layer"].isin(conv["layer"])], paper_layers, scope,
                                             str(key["spec"])))
     return rows
-
-
-def _cell_pairs(pairs: pd.DataFrame, key: pd.Series, cond: str) -> pd.DataFrame:
-    cols = [*at_tables.TASK, "spec", "ref_model"]
-    same = (pairs[cols] == key[cols]).all(axis=1) & (pairs["condition"] == cond) & pairs["layer"].notna()
-    return pairs[same]
 
 
 def layers_mean_row(per_layer: pd.DataFrame, pairs: pd.DataFrame, paper_layers: pd.Series, scope: str,
                     spec: str) -> dict[str, object]:
     """The paper's per-layer curve as one gain claim: AT gains on average over the layers.
-    Per seed, the mean over layers of AT minus baseline (only seeds run at every layer of
-    the row), then paired as any gain; the paper's figure is the mean of its per-layer gains
-    (it gains at most blocks, not all: IEMOCAP speaker-wise loses at blocks 9 and 10)."""
+    Per seed, the mean over the layers of AT minus baseline (only seeds run at every one of
+    them), then paired as any gain. The paper's figure is the mean of its gains at the same
+    blocks (conv k = its block k; its curve dips below 0 at some blocks)."""
     complete = pairs.dropna(subset=["d"]).groupby("seed").filter(lambda g: g["layer"].nunique() == len(per_layer))
     per_seed = complete.groupby("seed")["d"].mean().rename("d").reset_index().assign(cell=0)
     stat = pd.Series(differences_by_group(per_seed, ["cell"], "d").iloc[0]) if len(per_seed) else \
-        pd.Series({"n": 0, "diff": math.nan, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan})
+        pd.Series(math.nan, index=STAT).fillna({"n": 0})
     figure = float(paper_layers.mean())
+    verdict = gain_verdict(stat, figure)
+    if stat["n"] < 2:
+        verdict = (INCONCLUSIVE, math.nan, f"{int(stat['n'])} seed(s) run at every layer: an interval needs 2 or more")
     shown = "; ".join(f"conv {r['layer']:.0f} {r['test_diff']:+.1f} (n={int(r['test_pairs'] or 0)})"
                       for _, r in per_layer.iterrows() if pd.notna(r["test_diff"]))
-    paper = (f"paper: gains at {int((paper_layers > 0).sum())} of {len(paper_layers)} blocks, "
-             f"{paper_layers.min():+.1f} to {paper_layers.max():+.1f}")
+    blocks = ", ".join(f"{b}" for b in paper_layers.index)
+    paper = (f"paper at the same blocks ({blocks}): {paper_layers.min():+.1f} to {paper_layers.max():+.1f}, "
+             f"gains at {int((paper_layers > 0).sum())} of {len(paper_layers)}")
     return _row("AT", f"AT gains on average over the layers (the per-layer curve; {len(per_layer)} layers)", scope,
-                spec, figure, stat["diff"], stat, gain_verdict(stat, figure), f"{paper}; ours: {shown}")
+                spec, figure, stat["diff"], stat, verdict, f"{paper}; ours per layer (all seeds): {shown}")
 
 
 def claims(v2s_prepared: pd.DataFrame, at_summary: pd.DataFrame, at_layers: pd.DataFrame,

@@ -85,6 +85,11 @@ def metric(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(column(frame, f"metrics.{name}", np.nan), errors="coerce").astype(float)
 
 
+def seed(frame: pd.DataFrame) -> pd.Series:
+    """A run's seed as a number: the ``seed`` param, else the ``xferlab.seed`` tag."""
+    return pd.to_numeric(column(frame, "params.seed").fillna(column(frame, "tags.xferlab.seed")), errors="coerce")
+
+
 @dataclass
 class Fetched:
     """All runs of the experiments the report read, and how long reading took."""
