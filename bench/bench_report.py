@@ -205,7 +205,8 @@ def clone(db: Path, size: int) -> float:
     while (have := con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]) < size:
         take = min(len(base), size - have)
         con.execute("DELETE FROM base WHERE run_uuid NOT IN (SELECT run_uuid FROM base LIMIT ?)", (take,))
-        new_id = f"printf('%04x', {copy}) || substr(run_uuid, 5)"  # a new, unique 32-character id
+        # a new 32-character id that no original (hex) id can equal: 'z' is not a hex digit
+        new_id = f"'z' || printf('%03x', {copy}) || substr(run_uuid, 5)"
         for table in tables:
             cols = columns[table]
             picked = ", ".join(new_id if c == "run_uuid" else c for c in cols)

@@ -3,6 +3,8 @@ claims beside ours, from the same prepared runs the V2S and AT tables use (selec
 validation, consistency flags, ``--spec`` and ``--role`` included)."""
 from __future__ import annotations
 
+import pandas as pd
+
 from xferlab.report import at_items, claims, figures, v2s_items
 from xferlab.report.context import Context, emit, no_runs, titled
 from xferlab.report.sections import FigureOut, Section
@@ -33,9 +35,21 @@ def claims_item(ctx: Context) -> Section:
     emit(ctx, sec, "claims", "Claims: each paper's headline claims, the paper's figure, ours and a verdict", table,
          query, NOTES, len(v2s_runs) + len(at_runs))
     if len(table):
-        path = figures.claims(table, ctx.path("figures", "claims.png"))
+        drawn = figures.claim_rows(table)
+        path = figures.claims(drawn, ctx.path("figures", "claims.png"))
+        shown = "every claim" if len(drawn) == len(table) else (
+            f"{len(drawn)} of the {len(table)} claims (decided ones first, then AT before V2S); the table lists all")
         sec.figures.append(FigureOut("claims", "Claims: ours (95 % interval) beside the paper's figure", path,
-                                     ["colour = verdict"], query, len(v2s_runs) + len(at_runs)))
-        sec.summary.append(f"claims: {claims.tally(table)}")
-        sec.summary += [f"  {r.verdict:15s} {r.paper} {r.claim} [{r.scope}, {r.spec}]" for r in table.itertuples()]
+                                     [f"colour = verdict; {shown}"], query, len(v2s_runs) + len(at_runs)))
+        sec.summary += console_lines(table)
     return sec
+
+
+def console_lines(table: pd.DataFrame, most: int = 12) -> list[str]:
+    """The tally, then the decided claims (at most ``most``), then a pointer to the rest."""
+    decided = table[table["verdict"] != claims.INCONCLUSIVE]
+    lines = [f"claims: {claims.tally(table)} (tables/claims.md)"]
+    lines += [f"  {r.verdict:15s} {r.paper} {r.claim} [{r.scope}, {r.spec}]" for r in decided.head(most).itertuples()]
+    if len(decided) > most:
+        lines.append(f"  ... and {len(decided) - most} more decided claim(s)")
+    return lines

@@ -193,26 +193,42 @@ def at_confound(summary: pd.DataFrame, path: Path) -> Path:
 VERDICT_COLOURS = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray"}
 
 
+CLAIM_ROWS = 30  # the forest plot's rows at most; the table lists every claim
+
+
+def claim_rows(table: pd.DataFrame, most: int = CLAIM_ROWS) -> pd.DataFrame:
+    """The claims the figure draws: decided ones first (reproduced, not reproduced), then
+    AT before V2S, in table order within each, at most ``most`` (a plot of hundreds of rows
+    is unreadable and slow to draw)."""
+    rank = table["verdict"].eq("inconclusive").astype(int) * 2 + table["paper"].ne("AT").astype(int)
+    return table.assign(_rank=rank).sort_values("_rank", kind="stable").head(most).drop(columns="_rank")
+
+
 def claims(table: pd.DataFrame, path: Path) -> Path:
     """The claims as a forest plot: per claim, our mean with its 95 % interval (coloured by
     verdict) and the paper's figure (a black cross); gains and accuracies in panels of
-    their own, one above the other, as their scales differ."""
+    their own, one above the other, as their scales differ. Laid out by hand (no
+    tight_layout, which draws the figure once more)."""
     from xferlab.report.claims import GAIN, LEVEL
 
     parts = [(m, table[table["measure"] == m]) for m in (GAIN, LEVEL) if (table["measure"] == m).any()]
-    heights = [0.6 + 0.55 * len(p) for _, p in parts]
-    fig, axes = plt.subplots(len(parts), 1, figsize=(11, 1.0 + sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    heights = [0.6 + 0.3 * len(p) for _, p in parts]
+    total = 1.2 + sum(heights)
+    fig, axes = plt.subplots(len(parts), 1, figsize=(12, total), squeeze=False,
+                             gridspec_kw={"height_ratios": heights, "hspace": 0.9 / max(1.0, sum(heights) / len(parts))})
     for ax, (measure, part) in zip(axes[:, 0], parts):
         y = np.arange(len(part))[::-1]
-        low = (part["ours"] - part["ci_low"]).fillna(0).clip(lower=0)
-        high = (part["ci_high"] - part["ours"]).fillna(0).clip(lower=0)
-        for yi, x, lo, hi, verdict in zip(y, part["ours"], low, high, part["verdict"]):
-            ax.errorbar(x, yi, xerr=[[lo], [hi]], fmt="o", color=VERDICT_COLOURS[verdict], capsize=3, ms=5)
+        low = (part["ours"] - part["ci_low"]).fillna(0).clip(lower=0).to_numpy()
+        high = (part["ci_high"] - part["ours"]).fillna(0).clip(lower=0).to_numpy()
+        for verdict, colour in VERDICT_COLOURS.items():
+            hit = (part["verdict"] == verdict).to_numpy()
+            if hit.any():
+                ax.errorbar(part["ours"].to_numpy()[hit], y[hit], xerr=[low[hit], high[hit]], fmt="o", color=colour,
+                            capsize=3, ms=5)
         ax.plot(part["paper_figure"], y, "kx", ms=8, mew=1.5)
         if measure == GAIN:
             ax.axvline(0, color="black", lw=0.8)
-        labels = [f"{textwrap.shorten(claim.split(' (')[0], 55)}\n{textwrap.shorten(f'{scope} [{spec}]', 75)}"
+        labels = [textwrap.shorten(f"{claim.split(' (')[0]} | {scope} [{spec}]", 95)
                   for claim, scope, spec in zip(part["claim"], part["scope"], part["spec"])]
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_ylim(-0.6, len(part) - 0.4)
@@ -222,5 +238,5 @@ def claims(table: pd.DataFrame, path: Path) -> Path:
     handles += [plt.Line2D([], [], color=c, marker="o", label=f"ours (95 % interval): {v}")
                 for v, c in VERDICT_COLOURS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.55 / fig.get_figheight(), 1, 1))
+    fig.subplots_adjust(left=0.45, right=0.98, top=1 - 0.25 / total, bottom=1.0 / total)
     return _save(fig, path)
