@@ -64,6 +64,7 @@ def _load_pyfunc(path: str) -> AudioClassifier:
 
     with open(os.path.join(path, CONFIG_FILE)) as handle:
         config = json.load(handle)
-    model = vgg16(int(config["n_classes"]), float(config["width"]))
+    model = vgg16(int(config["n_classes"]), float(config["width"]),
+                  batch_norm=config.get("norm", "none") == "batch")
     model.load_state_dict(torch.load(os.path.join(path, STATE_FILE), map_location="cpu", weights_only=True))
     return AudioClassifier(model, config)

@@ -32,6 +32,23 @@ def test_registered_widths(name, first, hidden):
     assert m(torch.randn(2, 1, 32, 32)).shape == (2, 3)
 
 
+def test_batch_norm_variant_keeps_indices_and_taps():
+    """model.norm=batch wraps each conv with its BatchNorm2d at the same features index, so
+    the AT layer numbers and both tap modes mean what they mean without it."""
+    plain, bn = vgg.VGG16(4, 1 / 16), vgg.VGG16(4, 1 / 16, batch_norm=True)
+    assert len(bn.features) == len(plain.features) == 31
+    for i in vgg.CONV_INDICES:
+        conv, norm = bn.features[i]
+        assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+        assert norm.num_features == conv.out_channels == plain.features[i].out_channels
+    x = torch.randn(3, 1, 64, 65)
+    for mode, layer in (("conv", 4), ("paper", 5)):
+        end = tap_end(mode, layer)
+        assert features_up_to(bn, x, end).shape == features_up_to(plain, x, end).shape
+    bn.eval()
+    assert bn(x).shape == (3, 4) and "features.0.1.running_mean" in bn.state_dict()
+
+
 def test_registry_factories_and_unknown_name():
     assert vgg.vgg16_tiny(n_classes=5, seed=0).classifier[-1].out_features == 5
     assert MODELS.create("vgg16_w8", 3).width == 0.125 and vgg.build_vgg("0.5", 3).width == 0.5

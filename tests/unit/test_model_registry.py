@@ -171,3 +171,30 @@ def test_keras_register_load_round_trip(client: MlflowClient):
     assert (ref.name, ref.version, ref.run_id, ref.format) == (name, 1, run.run_id, "keras")
     with pytest.raises(UserError, match="keras model, not torch_state"):
         load_torch_state(name)
+
+
+def test_a_batch_norm_vgg16_is_rebuilt_as_registered(store: str):
+    """model.norm=batch is in the registered config: AT's loader and the pyfunc loader
+    rebuild the BN variant (a plain VGG16 would not take its state dict)."""
+    torch = pytest.importorskip("torch")
+    from xferlab.at.vgg import vgg16
+    from xferlab.jobs.at import load_registered
+    from xferlab.serving import _load_pyfunc
+
+    net = vgg16(3, 1 / 32, seed=0, batch_norm=True)
+    with torch.no_grad():  # non-default running statistics, so a plain rebuild would differ
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+    config = {"width": 1 / 32, "norm": "batch", "n_classes": 3, "classes": ["a", "b", "c"], "task": "unit",
+              "segment_s": 1.0, "mean": 0.0, "std": 1.0}
+    name = f"bn_{uuid.uuid4().hex[:6]}"
+    with start_instance_run(make_instance(), role="pretrain") as run:
+        register_torch_state(net.state_dict(), config, name, run, 0.5)
+    x = torch.randn(2, 1, 32, 33)
+    net.eval()
+    with start_instance_run(make_instance("at", "antitransfer")) as run:
+        loaded = load_registered(name, run, "orthogonal", 0).eval()
+    served = _load_pyfunc(str(download_artifacts(f"models:/{name}/1"))).model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x)) and torch.allclose(served(x), net(x))

@@ -473,3 +473,6 @@ def test_a_changed_model_head_is_another_task_setting():
     he = layers[(layers["condition"] == "at")].iloc[0]
     assert he["baseline_test"] == pytest.approx(50.0) and he["test_diff"] == pytest.approx(10.0)
     assert set(layers["head_init"]) == {"torchvision", "kaiming"} and set(layers["dropout"]) == {0.5, 0.0}
+    bn = at_tables.prepare(pd.DataFrame([run(2, "baseline", 0.50, "kaiming"),
+                                         {**run(3, "at", 0.60, "kaiming"), "params.model.norm": "batch"}]))
+    assert at_tables.at_layers(bn).query("condition == 'at'")["baseline_test"].isna().all()  # BN never meets plain

@@ -1,4 +1,4 @@
-"""VGG16 (no batch norm) for one-channel spectrograms, with a width multiplier.
+"""VGG16 for one-channel spectrograms, with a width multiplier and an optional batch norm.
 
 Why our own class rather than torchvision: torchvision is not a dependency, and we need
 a width option to train on CPU. The module layout and parameter names are kept identical
@@ -12,6 +12,13 @@ to torchvision's ``vgg16`` (``features.<i>``, ``classifier.<i>``) so that:
 Head: torchvision's ``AdaptiveAvgPool2d((7, 7))`` then Linear(C5*49, H), ReLU, Dropout,
 Linear(H, H), ReLU, Dropout, Linear(H, n_classes), with H = 4096 * width (C5 = 512 * width),
 i.e. the paper's head scaled with the width.
+
+Batch norm (``batch_norm=True``, spec key ``model.norm: batch``) is an offline-analogue
+variant, not the paper's network: each conv becomes ``Sequential(conv, BatchNorm2d)`` at the
+same ``features`` index, so the conv indices, the tap modes and the AT layer numbers are
+unchanged (the state dict keys are then ``features.<i>.0`` / ``features.<i>.1``). Why: at
+width 1/16 the first blocks have 4 and 8 channels, and without normalisation Adam drives
+whole layers' ReLUs off or learns very slowly (the speaker model plateaued near 60 %).
 
 Names live in the model registry only (``xferlab.catalog``): ``vgg16`` builds any width
 (``MODELS.create("vgg16", n_classes, width=w, seed=s)``, ``w`` being the spec's float
@@ -41,15 +48,16 @@ def scaled(n: int, width: float) -> int:
 
 
 class VGG16(nn.Module):
-    """VGG16 without batch norm: input (B, 1, T, F) -> logits (B, n_classes)."""
+    """VGG16 (batch norm optional): input (B, 1, T, F) -> logits (B, n_classes)."""
 
     def __init__(self, n_classes: int, width: float = 1.0, in_channels: int = 1,
-                 dropout: float = 0.5, head_init: str = "torchvision") -> None:
+                 dropout: float = 0.5, head_init: str = "torchvision", batch_norm: bool = False) -> None:
         super().__init__()
         if n_classes < 1 or width <= 0:
             raise UserError(f"VGG16 needs n_classes >= 1 and width > 0 (got {n_classes}, {width})")
         self.width = float(width)
         self.n_classes = int(n_classes)
+        self.batch_norm = bool(batch_norm)
         layers: list[nn.Module] = []
         c_in = in_channels
         for v in CFG_D:
@@ -57,7 +65,9 @@ class VGG16(nn.Module):
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
                 c_out = scaled(int(v), width)
-                layers += [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU()]
+                conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+                block = nn.Sequential(conv, nn.BatchNorm2d(c_out)) if batch_norm else conv
+                layers += [block, nn.ReLU()]
                 c_in = c_out
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -82,6 +92,9 @@ class VGG16(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 if head_init == "kaiming":

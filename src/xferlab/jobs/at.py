@@ -43,7 +43,8 @@ def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
 
     state, config, model_ref = tracking.load_torch_state(ref, hint=HINT)
     tracking.record_lineage(run, model_ref, role=role)
-    model = build_vgg(config["width"], config["n_classes"], seed=seed)
+    model = build_vgg(config["width"], config["n_classes"], seed=seed,
+                      batch_norm=config.get("norm", "none") == "batch")
     model.load_state_dict(state)
     return model
 
@@ -56,7 +57,7 @@ def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any
 
     cfg = instance.cfg
     model = build_vgg(cfg.model.width, n_classes, seed=instance.seed, dropout=cfg.model.dropout,
-                      head_init=cfg.model.head_init)
+                      head_init=cfg.model.head_init, batch_norm=cfg.model.norm == "batch")
     init, at = sections(cfg)
     if init is not None and init.from_:
         report = init_from_state(model, load_registered(init.from_, run, "init", instance.seed))
@@ -129,7 +130,7 @@ def condition(cfg: Any) -> str:
 def model_config(instance: Instance, task: Any) -> dict[str, Any]:
     """What rebuilds the trained VGG16 and classifies raw audio with it (xferlab.serving):
     width, classes, the segment length and the training split's z-score statistics."""
-    return {"width": instance.cfg.model.width, "n_classes": task["n_classes"], "classes": task["classes"],
+    return {"width": instance.cfg.model.width, "norm": instance.cfg.model.norm, "n_classes": task["n_classes"], "classes": task["classes"],
             "task": instance.dataset, "segment_s": task["seconds"], "mean": task["mean"], "std": task["std"]}
 
 

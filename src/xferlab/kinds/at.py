@@ -22,6 +22,9 @@ class ATModel:
     # How the head's linears start: "torchvision" N(0, 0.01) (the paper's VGG16), or
     # "kaiming" (He normal, fan-in), which keeps the narrow head's signal at unit scale.
     head_init: Literal["torchvision", "kaiming"] = field(default="torchvision", metadata={OMIT_DEFAULT: True})
+    # "batch": BatchNorm2d after every conv (an offline-analogue variant, named as such in
+    # the report; the paper's VGG16 has none). "none" keeps the paper's network.
+    norm: Literal["none", "batch"] = field(default="none", metadata={OMIT_DEFAULT: True})
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from xferlab.report.query import column, metric, seed
 
 # A target task setting: what a baseline is comparable within (the model width and head and
 # the synthetic corpus profile change the task as much as the dataset does).
-TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init", "masks"]
+TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init", "norm", "masks"]
 # A cell: one experiment (spec) of one condition at one layer (and the layer's tap mode).
 # The spec is part of it, so two experiments are never averaged into one number, even
 # with equal settings.
@@ -63,6 +63,7 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        # absent = the default (the options came after runs were recorded)
                        dropout=pd.to_numeric(column(runs, "params.model.dropout"), errors="coerce").fillna(0.5),
                        head_init=column(runs, "params.model.head_init").fillna("torchvision").astype(str),
+                       norm=column(runs, "params.model.norm").fillna("none").astype(str),
                        masks=_masks(runs), spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
                        condition=cond, ref_model=ref_model, layer=layer,
                        tap=column(runs, "params.at.tap").fillna("conv").astype(str).where(cond.isin(AT_CONDITIONS), ""),
