@@ -166,6 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_instances(instances)
     if args.dry_run:
+        from xferlab.runner import drop_unfit
+
+        instances = drop_unfit(instances)
         print(f"{spec.name}: {len(instances)} instance(s) of kind {spec.kind}")
         for n, inst in enumerate(instances, 1):
             print(f"{n:4d}  {inst.hash}  seed={inst.seed:<3d} {inst.cell}")

@@ -122,6 +122,24 @@ def _worker_init(threads: int) -> None:
     handle_sigterm()
 
 
+def drop_unfit(instances: list[Instance]) -> list[Instance]:
+    """The instances whose data can take their setting; the others (a grid cell such as
+    seg 10 on a series too long for 10 copies: the kind's ``unfit``) are left out with one
+    printed line per cell. Nothing left is a UserError naming the first reason."""
+    fit, reasons = [], {}
+    for inst in instances:
+        reason = get_kind(inst.kind).unfit(inst)
+        if reason:
+            reasons.setdefault(inst.cell, reason)
+        else:
+            fit.append(inst)
+    if not fit and reasons:
+        raise UserError(f"nothing to run: {next(iter(reasons.values()))}")
+    for cell, reason in reasons.items():
+        print(f"skipped cell {cell}: {reason}")
+    return fit
+
+
 def plan(instances: Iterable[Instance], force: bool, role: str = "final") -> tuple[list[Instance], list[Outcome]]:
     """Split instances into those to run and those with a FINISHED run of the same role
     (skipped). A run recorded before the hash scheme changed is found by its old hash."""
@@ -238,6 +256,7 @@ def run_instances(instances: list[Instance], force: bool = False, workers: int =
     """Run what is not done yet; print a summary; exit status 0 only if all succeeded."""
     from xferlab.tracking import ensure_store, handle_sigterm
 
+    instances = drop_unfit(instances)
     uri = ensure_store()  # create the schema once, before any worker starts
     handle_sigterm()
     todo, outcomes = plan(instances, force, role=instances[0].role)

@@ -46,15 +46,19 @@ def test_every_subcommand_has_help(command, capsys):
 
 
 def test_dry_run_imports_no_framework(tmp_path: Path):
+    """Also: a grid cell the data cannot take (10 copies of PigCVP's 2000 samples do not fit
+    16000) is left out with its reason, and the other cells stay."""
     spec = tmp_path / "s.yaml"
-    spec.write_text("kind: v2s\nseeds: [0, 1]\ngrid: {data.dataset: [ucr/Coffee, ucr/GunPoint]}\n")
+    spec.write_text("kind: v2s\nseeds: [0, 1]\ngrid: {data.dataset: [ucr/Coffee, ucr/PigCVP], model.seg: [1, 10]}\n")
     code = ("import sys; from xferlab.cli import main; rc = main(['run', sys.argv[1], '--dry-run']); "
             "bad = [m for m in ('tensorflow', 'torch', 'keras', 'mlflow', 'optuna') if m in sys.modules]; "
             "print('IMPORTED', bad); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "IMPORTED []" in out.stdout
-    assert "4 instance(s)" in out.stdout and out.stdout.count("data.dataset=ucr/") == 4
+    assert "skipped cell data.dataset=ucr/PigCVP,model.seg=10: " in out.stdout
+    assert "use model.seg <= 8" in out.stdout
+    assert "6 instance(s)" in out.stdout and out.stdout.count("seed=") == 6
 
 
 @pytest.mark.parametrize("spec_text, args, message", [
@@ -65,6 +69,7 @@ def test_dry_run_imports_no_framework(tmp_path: Path):
     ("kind: v2s\ndata: {dataset: nope/Coffee}\n", [], "unknown dataset 'nope/Coffee'"),
     ("kind: v2s\ndata: {dataset: ucr/NoSuchSet}\n", [], "XFERLAB_UCR_DIR"),
     ("kind: v2s\ndata: {dataset: ucr/Coffee, ucr_dir: /nonexistent/ucr}\n", [], "/nonexistent/ucr"),
+    ("kind: v2s\ndata: {dataset: ucr/PigCVP}\nmodel: {seg: 10}\n", [], "nothing to run: model.seg=10 copies"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, spec_text, args, message, capsys, monkeypatch):
     """In-process through ``cli.main`` (what ``python -m xferlab`` exits with), so the cases

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal, Optional
 
+from xferlab.errors import UserError
 from xferlab.kinds import Kind, Prerequisite, model_ref
 from xferlab.schema import Data, Mapping_, Train
+
+if TYPE_CHECKING:
+    from xferlab.spec import Instance
 
 
 @dataclass(frozen=True)
@@ -53,5 +58,34 @@ def needs(cfg: V2SSpec) -> list[Prerequisite]:
     return []
 
 
+@lru_cache(maxsize=64)
+def series_length(dataset: str, data_items: tuple) -> int:
+    """Length of a dataset's series (read once per process: a grid asks per cell)."""
+    from xferlab.catalog import DATASETS
+
+    return int(DATASETS.create(dataset, dict(data_items)).length)
+
+
+def unfit(instance: "Instance") -> str | None:
+    """Why ``model.seg`` copies of this dataset's series cannot fit the AM's input, or None.
+
+    The paper's seg grid (1..10) assumes short series: a 2000-sample series has room for 8
+    copies in 16000 samples. A grid over datasets of different lengths then holds cells that
+    cannot exist; the runner skips them (and says so) rather than recording failed runs,
+    so a selection over seg chooses among the settings each dataset can take.
+    """
+    from xferlab.v2s.segments import segment_starts
+
+    cfg = instance.cfg
+    if cfg.model.method != "v2s" or cfg.model.seg <= 1:
+        return None
+    data = instance.config["data"]
+    try:
+        segment_starts(series_length(instance.dataset, tuple(sorted(data.items(), key=str))), cfg.model.seg)
+    except UserError as err:
+        return str(err)
+    return None
+
+
 KIND = Kind(name="v2s", help="Voice2Series reprogramming (or TF_a) on a UCR set", schema=V2SSpec,
-            paper="v2s", experiment="v2s", job="xferlab.jobs.v2s:run", needs=needs)
+            paper="v2s", experiment="v2s", job="xferlab.jobs.v2s:run", needs=needs, unfit=unfit)
