@@ -135,6 +135,26 @@ def test_a_late_divergence_restores_the_best_finite_epoch():
     assert res.metrics["test_loss"] == pytest.approx(best["val_loss"], rel=1e-4)  # test = val set here
 
 
+def test_patience_stops_after_epochs_without_a_better_validation_loss():
+    """train.patience (V2S and source pretraining): with the weights poisoned after epoch 1,
+    no later epoch is better, so patience 2 ends training after epoch 3 of 10 and the best
+    (epoch 1) is restored; without patience every epoch runs."""
+    x, y = _target_data(16)
+    for patience, expected in ((2, 3), (None, 10)):
+        keras.utils.set_random_seed(0)
+        model = _hidden_classifier(L, 2)
+
+        def poison(epoch: int, metrics: dict) -> None:
+            if epoch == 1:
+                for w in model.trainable_weights:
+                    w.assign(np.full(w.shape, np.nan, dtype="float32"))
+
+        res = train_v2s(model, x, y, x, y, epochs=10, batch_size=8, lr=1e-4, decay=0.0, on_epoch=poison,
+                        patience=patience)
+        assert len(res.history) == expected and res.metrics["epochs_run"] == expected
+        assert res.best_epoch == 1
+
+
 @pytest.mark.parametrize("val_loss", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_val_loss_is_never_the_best(trained, val_loss: float):
     reporter = EpochReporter()

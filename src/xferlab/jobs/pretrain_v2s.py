@@ -43,7 +43,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     result = pretrain_source(model, x["train"], task.y["train"], x["val"], task.y["val"],
                              x["test"], task.y["test"], epochs=t.epochs, batch_size=t.batch_size,
                              lr=t.lr, seed=instance.seed, augment=t.augment,
-                             lr_schedule=t.lr_schedule, on_epoch=run.log_epoch)
+                             lr_schedule=t.lr_schedule, patience=t.patience, on_epoch=run.log_epoch)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["fit_seconds"] = time.perf_counter() - fit_start  # the training alone: the rest of the run is overhead
     metrics["n_params"] = float(model.count_params())

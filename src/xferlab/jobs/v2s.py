@@ -78,7 +78,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     t = cfg.train
     fit_start = time.perf_counter()
     result = train_v2s(model, *train, *val, ds.x_test, ds.y_test, epochs=t.epochs, batch_size=t.batch_size,
-                       lr=t.lr, decay=t.lr_decay, seed=instance.seed, on_epoch=run.log_epoch,
+                       lr=t.lr, decay=t.lr_decay, seed=instance.seed, on_epoch=run.log_epoch, patience=t.patience,
                        swd_fn=swd_function(instance, model, ref, ds.x_train))
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["mpce"] = metrics.get("test_mpce_term", float("nan"))

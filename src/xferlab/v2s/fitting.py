@@ -36,7 +36,8 @@ class TrainResult:
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Collects metrics, keeps the best-val-loss weights, forwards to ``on_epoch``.
+    """Collects metrics, keeps the best-val-loss weights, forwards to ``on_epoch``, and
+    stops training after ``patience`` epochs without a better validation loss (None or 0: never).
 
     ``best_weights`` stays None until an epoch has a finite validation loss: NaN and
     infinities never count as best (``NaN < x`` is False, but ``-inf`` would win a bare
@@ -44,9 +45,9 @@ class EpochReporter(keras.callbacks.Callback):
     """
 
     def __init__(self, on_epoch: OnEpoch | None = None,
-                 swd_fn: Callable[[keras.Model], float] | None = None) -> None:
+                 swd_fn: Callable[[keras.Model], float] | None = None, patience: int | None = None) -> None:
         super().__init__()
-        self.on_epoch, self.swd_fn = on_epoch, swd_fn
+        self.on_epoch, self.swd_fn, self.patience = on_epoch, swd_fn, patience
         self.history: list[dict[str, float]] = []
         self.best_loss, self.best_epoch, self.best_weights = np.inf, 0, None
 
@@ -62,6 +63,8 @@ class EpochReporter(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **metrics})
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, metrics)  # may raise TrialPruned: let it propagate
+        if self.patience and epoch + 1 - self.best_epoch >= self.patience:
+            self.model.stop_training = True  # Keras ends fit after this epoch
 
     @property
     def diverged(self) -> bool:
@@ -115,7 +118,7 @@ def evaluate_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
 def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.ndarray],
                    test: tuple[np.ndarray, np.ndarray] | None, epochs: int, batch_size: int,
                    on_epoch: OnEpoch | None, swd_fn=None, verbose: int = 0,
-                   what: str = "the validation loss") -> TrainResult:
+                   what: str = "the validation loss", patience: int | None = None) -> TrainResult:
     """Run ``fit`` (``train`` is (x, y) or a PyDataset), restore best weights, test.
 
     The model must be compiled with a sparse cross-entropy loss and "accuracy". Raises
@@ -123,7 +126,7 @@ def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.nda
     finite validation loss: there is no epoch to restore, and test metrics of the last,
     diverged weights would be recorded as a result.
     """
-    reporter = EpochReporter(on_epoch, swd_fn)
+    reporter = EpochReporter(on_epoch, swd_fn, patience)
     if isinstance(train, tuple):
         model.fit(train[0], train[1], batch_size=batch_size, epochs=epochs, validation_data=val,
                   shuffle=True, callbacks=[reporter], verbose=verbose)
@@ -133,7 +136,7 @@ def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.nda
         raise Diverged(what)
     reporter.restore_best()
     best = next((h for h in reporter.history if h["epoch"] == reporter.best_epoch), {})
-    metrics = {"best_epoch": float(reporter.best_epoch),
+    metrics = {"best_epoch": float(reporter.best_epoch), "epochs_run": float(len(reporter.history)),
                "best_val_loss": best.get("val_loss", np.nan),
                "best_val_accuracy": best.get("val_accuracy", np.nan)}
     confusion = None

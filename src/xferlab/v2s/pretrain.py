@@ -78,7 +78,7 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
                     x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
                     epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                     augment: bool = True, max_shift: int = 1600, gain_db: float = 6.0,
-                    lr_schedule: str = "constant",
+                    lr_schedule: str = "constant", patience: int | None = None,
                     on_epoch: OnEpoch | None = None, verbose: int = 0) -> TrainResult:
     """Train a source AM with Adam; restore the best-val-loss epoch; test metrics if given.
 
@@ -99,4 +99,4 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
     train = (AugmentedBatches(x_train, y_train, batch_size, seed, max_shift, gain_db)
              if augment else (x_train, y_train))
     return fit_and_report(model, train, val, test, epochs, batch_size, on_epoch, None, verbose,
-                          what="the source model's validation loss")
+                          what="the source model's validation loss", patience=patience)

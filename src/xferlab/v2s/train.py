@@ -48,8 +48,9 @@ def train_v2s(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
               x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
               epochs: int = 100, batch_size: int = 32, lr: float = 0.05, seed: int = 0,
               on_epoch: OnEpoch | None = None, swd_fn: Callable[[keras.Model], float] | None = None,
-              decay: float = AUTHORS_DECAY, verbose: int = 0) -> TrainResult:
-    """Train theta (V2S) or the whole AM + head (TF_a); restore the best-val-loss epoch.
+              decay: float = AUTHORS_DECAY, verbose: int = 0, patience: int | None = None) -> TrainResult:
+    """Train theta (V2S) or the whole AM + head (TF_a); restore the best-val-loss epoch;
+    stop after ``patience`` epochs without a better validation loss (None: run every epoch).
 
     Returns per-epoch train/val loss and accuracy (+ ``swd`` when ``swd_fn`` is given)
     and final ``test_loss``, ``test_accuracy``, ``test_f1_macro``, ``test_mpce_term``,
@@ -70,6 +71,6 @@ def train_v2s(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
     keras.utils.set_random_seed(seed)
     compile_classifier(model, lr, decay)
     result = fit_and_report(model, (x_train, y_train), (x_val, y_val), test, epochs, batch_size,
-                            on_epoch, swd_fn, verbose)
+                            on_epoch, swd_fn, verbose, patience=patience)
     result.extra.update({"lr": lr, "decay": decay, "seed": seed})
     return result
