@@ -79,17 +79,18 @@ def mpce(acc_percent: pd.Series, classes: pd.Series) -> float:
 def _summary(rows: pd.DataFrame, label: str, fn: str, same: bool, printed: pd.DataFrame) -> dict[str, object]:
     """One summary row; ``same``: paper recomputed on the datasets ours has, else as printed."""
     out: dict[str, object] = {"row": "summary", "dataset": label}
-    any_ours = rows[[f"ours_{c}_n" for c in OURS]].sum(axis=1) > 0
+    in_paper = rows[[f"paper_{c}" for c in OURS]].notna().any(axis=1)
+    any_ours = (rows[[f"ours_{c}_n" for c in OURS]].sum(axis=1) > 0) & in_paper
     for col in PAPER:
-        has = rows[f"ours_{col}_n"] > 0 if col in OURS else any_ours
+        has = (rows[f"ours_{col}_n"] > 0) & rows[f"paper_{col}"].notna() if col in OURS else any_ours
         if same:
             sub = rows[has]
             p = sub[f"paper_{col}"]
             out[f"paper_{col}"] = mpce(p, sub["classes"]) if fn == "mpce" else getattr(p, fn)()
         else:
             out[f"paper_{col}"] = float(printed.loc[f"{fn}_accuracy" if fn != "mpce" else "mpce", col])
-    for col in OURS:
-        sub = rows[rows[f"ours_{col}_n"] > 0]
+    for col in OURS:  # ours on the paper's datasets only: a set the paper has no figure for is a row, never in a summary
+        sub = rows[(rows[f"ours_{col}_n"] > 0) & rows[f"paper_{col}"].notna()]
         means = sub[f"ours_{col}_mean"]
         out[f"ours_{col}_mean"] = mpce(means, sub["classes"]) if fn == "mpce" else getattr(means, fn)()
         out[f"ours_{col}_n"] = int(len(sub))  # datasets behind the summary
