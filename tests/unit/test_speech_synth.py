@@ -95,6 +95,16 @@ def test_deterministic_and_independent_of_workers(tiny: ss.Corpus, tmp_path: Pat
     assert plan(ss.PROFILES["tiny"], 1)[0] != plan(ss.PROFILES["tiny"], 0)[0]
 
 
+def test_the_speakers_profile_has_the_small_profiles_voices() -> None:
+    """The speaker-identity profile must be the quickstart's 32 voices (speakers are drawn
+    before any clip), each word in 4 styles instead of 2, so a speaker model trained on it
+    knows the speakers of the small corpus's tasks."""
+    small, speakers = plan(ss.PROFILES["small"], 0), plan(ss.PROFILES["speakers"], 0)
+    assert {t.speaker for t in small} == {t.speaker for t in speakers}
+    per_speaker = pd.Series([t.speaker.id for t in speakers if t.word not in (ss.SILENCE, ss.UNKNOWN)]).value_counts()
+    assert (per_speaker == 4 * len(ss.WORDS)).all() and len(per_speaker) == 32
+
+
 def test_cache_hit_returns_at_once(tiny: ss.Corpus) -> None:
     stamp = (tiny.root / "manifest.csv").stat().st_mtime_ns
     start = time.perf_counter()

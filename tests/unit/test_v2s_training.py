@@ -114,19 +114,22 @@ def test_training_that_diverges_at_every_epoch_raises():
     assert len(seen) == 2 and not any(np.isfinite(seen))  # every epoch ran and was reported
 
 
+def _poison_after(model: keras.Model, last_good: int):
+    """An epoch hook that sets every trainable weight to NaN after epoch ``last_good``."""
+    def poison(epoch: int, metrics: dict) -> None:
+        if epoch == last_good:
+            for w in model.trainable_weights:
+                w.assign(np.full(w.shape, np.nan, dtype="float32"))
+    return poison
+
+
 def test_a_late_divergence_restores_the_best_finite_epoch():
     """Epochs 1-2 train normally; the hook then poisons the weights, so epoch 3's loss is NaN."""
     x, y = _target_data(16)
     keras.utils.set_random_seed(0)
     model = _hidden_classifier(L, 2)
-
-    def poison_after_epoch_2(epoch: int, metrics: dict) -> None:
-        if epoch == 2:
-            for w in model.trainable_weights:
-                w.assign(np.full(w.shape, np.nan, dtype="float32"))
-
     res = train_v2s(model, x, y, x, y, x, y, epochs=3, batch_size=8, lr=1e-4, decay=0.0,
-                    on_epoch=poison_after_epoch_2)
+                    on_epoch=_poison_after(model, 2))
     assert np.isnan(res.history[2]["val_loss"]) and np.isfinite(res.history[1]["val_loss"])
     finite = [h for h in res.history if np.isfinite(h["val_loss"])]
     best = min(finite, key=lambda h: h["val_loss"])
@@ -143,14 +146,8 @@ def test_patience_stops_after_epochs_without_a_better_validation_loss():
     for patience, expected in ((2, 3), (None, 10)):
         keras.utils.set_random_seed(0)
         model = _hidden_classifier(L, 2)
-
-        def poison(epoch: int, metrics: dict) -> None:
-            if epoch == 1:
-                for w in model.trainable_weights:
-                    w.assign(np.full(w.shape, np.nan, dtype="float32"))
-
-        res = train_v2s(model, x, y, x, y, epochs=10, batch_size=8, lr=1e-4, decay=0.0, on_epoch=poison,
-                        patience=patience)
+        res = train_v2s(model, x, y, x, y, epochs=10, batch_size=8, lr=1e-4, decay=0.0,
+                        on_epoch=_poison_after(model, 1), patience=patience)
         assert len(res.history) == expected and res.metrics["epochs_run"] == expected
         assert res.best_epoch == 1
 

@@ -44,6 +44,9 @@ MARKER = "COMPLETE"
 PROFILES = {
     "tiny": Profile(8, 1, 3, 2, 0.5),  # 320 clips: the unit tests
     "small": Profile(32, 2, 8, 4, 0.4),  # 2624 clips: quickstart
+    # the small profile's 32 voices (speakers are drawn first, so the same), each word said
+    # in 4 styles: 1.9x the speech per speaker, for speaker identity (no silence clips)
+    "speakers": Profile(32, 4, 8, 0, 0.4),  # 4736 clips
     "full": Profile(160, 3, 12, 6, 0.4),  # 19680 clips: real pretraining
 }
 
@@ -95,7 +98,7 @@ def load_corpus(path: Path | str) -> Corpus:
     root = Path(path)
     if not (root / MARKER).is_file():
         raise UserError(f"{root} is not a complete synthetic corpus (no {MARKER} marker): "
-                        f"generate it with `xferlab data synth --profile tiny|small|full --out {root}`")
+                        f"generate it with `xferlab data synth --profile {'|'.join(PROFILES)} --out {root}`")
     numeric = ("snr_db", "f0", "rate", "vtl")  # NaN is written as "" (clean, or silence)
     manifest = pd.read_csv(root / "manifest.csv", keep_default_na=False,
                            na_values={c: [""] for c in numeric})
