@@ -87,6 +87,21 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, spec_text, args, message, 
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_a_set_that_cannot_be_read_is_an_error_not_a_skipped_cell(tmp_path: Path, capsys, monkeypatch):
+    """Only a setting the data cannot take is skipped: a damaged file fails the command."""
+    folder = tmp_path / "ucr" / "Broken"
+    folder.mkdir(parents=True)
+    (folder / "Broken_TRAIN.tsv").write_text("1\t0.5\tnot-a-number\n")
+    (folder / "Broken_TEST.tsv").write_text("1\t0.5\t0.25\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"kind: v2s\ndata: {{dataset: ucr/Broken, ucr_dir: {tmp_path / 'ucr'}}}\n"
+                    "grid: {model.seg: [1, 3]}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(spec), "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "skipped cell" not in captured.out and "xferlab: error: " in captured.err
+
+
 def test_data_show_bundled_set():
     out = xferlab("data", "show", "ucr/GunPoint")
     assert out.returncode == 0

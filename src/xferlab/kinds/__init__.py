@@ -40,10 +40,6 @@ def _nothing(instance: "Instance") -> str | None:
     return None
 
 
-def _fits(instance: "Instance") -> str | None:
-    return None
-
-
 @dataclass(frozen=True)
 class Kind:
     """The record of one experiment kind (see the module docstring)."""
@@ -60,7 +56,7 @@ class Kind:
     after_grid: str | None = None  # "module:function"(first instance) -> line to print, after a grid ran
     # instance -> None, or why its data cannot take this setting (a grid cell such as seg 10
     # on a series too long for 10 copies): the runner skips it and says so
-    unfit: Callable[["Instance"], str | None] = _fits
+    unfit: Callable[["Instance"], str | None] = _nothing
 
     def run_job(self, instance: "Instance", run: Any) -> dict[str, float]:
         """Train ``instance`` inside its open ``run``; the final metrics."""

@@ -74,14 +74,17 @@ def unfit(instance: "Instance") -> str | None:
     cannot exist; the runner skips them (and says so) rather than recording failed runs,
     so a selection over seg chooses among the settings each dataset can take.
     """
-    from xferlab.v2s.segments import segment_starts
+    from xferlab.v2s.segments import N_SAMPLES, segment_starts
 
     cfg = instance.cfg
     if cfg.model.method != "v2s" or cfg.model.seg <= 1:
         return None
     data = instance.config["data"]
+    length = series_length(instance.dataset, tuple(sorted(data.items(), key=str)))  # a load error is raised, never a skip
+    if length > N_SAMPLES:
+        return None  # too long at any seg: the run fails with that message, as at seg 1
     try:
-        segment_starts(series_length(instance.dataset, tuple(sorted(data.items(), key=str))), cfg.model.seg)
+        segment_starts(length, cfg.model.seg)
     except UserError as err:
         return str(err)
     return None

@@ -37,7 +37,7 @@ class TrainResult:
 
 class EpochReporter(keras.callbacks.Callback):
     """Collects metrics, keeps the best-val-loss weights, forwards to ``on_epoch``, and
-    stops training after ``patience`` epochs without a better validation loss (None or 0: never).
+    stops training after ``patience`` epochs without a better validation loss (None or <= 0: never, as in AT).
 
     ``best_weights`` stays None until an epoch has a finite validation loss: NaN and
     infinities never count as best (``NaN < x`` is False, but ``-inf`` would win a bare
@@ -63,7 +63,7 @@ class EpochReporter(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **metrics})
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, metrics)  # may raise TrialPruned: let it propagate
-        if self.patience and epoch + 1 - self.best_epoch >= self.patience:
+        if self.patience is not None and self.patience > 0 and epoch + 1 - self.best_epoch >= self.patience:
             self.model.stop_training = True  # Keras ends fit after this epoch
 
     @property
