@@ -60,11 +60,11 @@ def _load_pyfunc(path: str) -> AudioClassifier:
     """MLflow's entry point: ``path`` is the model folder (MLmodel, state dict, config)."""
     import torch
 
-    from xferlab.at.vgg import vgg16
+    from xferlab.at.vgg import batch_norm_of, vgg16
 
     with open(os.path.join(path, CONFIG_FILE)) as handle:
         config = json.load(handle)
     model = vgg16(int(config["n_classes"]), float(config["width"]),
-                  batch_norm=config.get("norm", "none") == "batch")
+                  batch_norm=batch_norm_of(config))
     model.load_state_dict(torch.load(os.path.join(path, STATE_FILE), map_location="cpu", weights_only=True))
     return AudioClassifier(model, config)

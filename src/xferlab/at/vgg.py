@@ -57,7 +57,6 @@ class VGG16(nn.Module):
             raise UserError(f"VGG16 needs n_classes >= 1 and width > 0 (got {n_classes}, {width})")
         self.width = float(width)
         self.n_classes = int(n_classes)
-        self.batch_norm = bool(batch_norm)
         layers: list[nn.Module] = []
         c_in = in_channels
         for v in CFG_D:
@@ -109,6 +108,12 @@ class VGG16(nn.Module):
         x = self.features(x)  # (B, C5, T/32, F/32)
         x = self.avgpool(x)  # (B, C5, 7, 7)
         return self.classifier(torch.flatten(x, 1))  # (B, n_classes)
+
+
+def batch_norm_of(config: dict[str, Any]) -> bool:
+    """Whether a registered model's config (``jobs.at.model_config``) is the batch-norm
+    variant; configs written before the option have no ``norm`` key: plain VGG16."""
+    return config.get("norm", "none") == "batch"
 
 
 def default_device() -> torch.device:

@@ -39,12 +39,12 @@ def spectrogram_splits(instance: Instance) -> tuple[Any, dict[str, Any]]:
 def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
     """A registered VGG16 (state dict + config, weights_only) with its lineage recorded."""
     from xferlab import tracking
-    from xferlab.at.vgg import build_vgg
+    from xferlab.at.vgg import batch_norm_of, build_vgg
 
     state, config, model_ref = tracking.load_torch_state(ref, hint=HINT)
     tracking.record_lineage(run, model_ref, role=role)
     model = build_vgg(config["width"], config["n_classes"], seed=seed,
-                      batch_norm=config.get("norm", "none") == "batch")
+                      batch_norm=batch_norm_of(config))
     model.load_state_dict(state)
     return model
 

@@ -63,7 +63,7 @@ class EpochReporter(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **metrics})
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, metrics)  # may raise TrialPruned: let it propagate
-        if self.patience is not None and self.patience > 0 and epoch + 1 - self.best_epoch >= self.patience:
+        if (self.patience or 0) > 0 and epoch + 1 - self.best_epoch >= self.patience:
             self.model.stop_training = True  # Keras ends fit after this epoch
 
     @property
