@@ -62,17 +62,28 @@ def run_cli_together(commands: list[list[str]], cwd: Path, env: dict[str, str],
 # The smoke specs as a new user first runs them, from an empty store: the V2S one tagged
 # as Table 2 so that the report tests can build on the same store.
 SMOKE_RUNS = {"v2s": ["--set", "table=v2s_table2"], "at": []}
+# What tests/e2e/test_report.py adds to that store: the same Table 2 cell with another
+# configuration (1 epoch: the report must flag it) and two dropout settings as the D.2
+# table with ``select``. They start with the smoke runs (and wait for the tiny source model
+# the first V2S process pretrains), so their start-ups overlap instead of adding up.
+REPORT_RUNS = {"v2s_1epoch": ["--set", "table=v2s_table2", "--set", "train.epochs=1",
+                              "--set", "analysis.figures=false", "--set", "analysis.swd=false"],
+               "v2s_mapping": ["--set", "table=v2s_mapping", "--set", "select=[model.dropout]",
+                               "--set", "grid.model.dropout=[0.0, 0.5]", "--set", "analysis.figures=false",
+                               "--set", "analysis.swd=false"]}
 
 
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, dict[str, str], dict]:
     """One store where the smoke V2S and AT specs ran from empty through the CLI, at the
-    same time (each pretrains its tiny model first). tests/e2e/test_smoke_runs.py inspects
-    it and tests/e2e/test_report.py adds its runs to it, so each pays the frameworks'
-    start-up and the tiny pretraining once. Returns (workdir, env, {spec: completed process})."""
+    same time (each pretrains its tiny model first), with the report tests' runs
+    (REPORT_RUNS) started beside them. tests/e2e/test_smoke_runs.py inspects it and
+    tests/e2e/test_report.py reports on it, so each pays the frameworks' start-up and the
+    tiny pretraining once. Returns (workdir, env, {name: completed process})."""
     workdir, env = tmp_path_factory.mktemp("smoke"), fresh_env(cache_dir)
-    commands = [["run", str(ROOT / f"experiments/smoke/{name}.yaml"), *args] for name, args in SMOKE_RUNS.items()]
-    outs = dict(zip(SMOKE_RUNS, run_cli_together(commands, workdir, env)))
+    runs = {**SMOKE_RUNS, **REPORT_RUNS}
+    commands = [["run", str(ROOT / f"experiments/smoke/{name.split('_')[0]}.yaml"), *args] for name, args in runs.items()]
+    outs = dict(zip(runs, run_cli_together(commands, workdir, env)))
     for out in outs.values():
         assert out.returncode == 0, out.stdout + out.stderr
     return workdir, env, outs

@@ -24,6 +24,7 @@ def smoke_run(kind: str, **tags: str):
     ids = [e.experiment_id for e in client.search_experiments()]
     runs = [r for r in client.search_runs(ids, "attributes.status = 'FINISHED'")
             if r.data.tags.get("xferlab.kind") == kind and r.data.tags.get("xferlab.role") == "smoke"
+            and r.data.params.get("train.epochs") == "2"  # the smoke spec as shipped, not the report's 1-epoch copy
             and all(r.data.tags.get(f"xferlab.{k}") == v for k, v in tags.items())]
     assert runs, f"no finished smoke {kind} run"
     return runs[0]

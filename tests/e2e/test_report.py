@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import ROOT, fresh_env, run_cli, run_cli_together
+from tests.conftest import fresh_env, run_cli
 
-pytestmark = pytest.mark.timeout(1800)  # three CLI runs (TF and torch start-up, tiny training) set the store up
+pytestmark = pytest.mark.timeout(1800)  # four CLI runs (TF and torch start-up, tiny training) set the store up
 
 ROLES = ("--role", "final", "--role", "smoke")  # smoke specs' runs count whichever role the runner gives them
 TABLES = ("claims", "v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "v2s_mapping_selection",
@@ -30,15 +30,9 @@ FIGURES = ("claims", "v2s_fig3", "v2s_fig4", "v2s_fig5", "at_boost", "at_per_lay
 
 @pytest.fixture(scope="module")
 def store(smoke_store) -> tuple[Path, dict[str, str]]:
-    """The session's smoke store (smoke V2S as Table 2, smoke AT) plus two V2S runs of
-    its own, started together."""
+    """The session's smoke store: smoke V2S as Table 2, smoke AT and the two V2S runs of
+    REPORT_RUNS (tests/conftest.py), all started together from an empty store."""
     workdir, env, _ = smoke_store
-    runs = [["experiments/smoke/v2s.yaml", "--set", "table=v2s_table2", "--set", "train.epochs=1",
-             "--set", "analysis.figures=false", "--set", "analysis.swd=false"],
-            ["experiments/smoke/v2s.yaml", "--set", "table=v2s_mapping", "--set", "select=[model.dropout]",
-             "--set", "grid.model.dropout=[0.0, 0.5]", "--set", "analysis.figures=false", "--set", "analysis.swd=false"]]
-    for out in run_cli_together([["run", str(ROOT / spec), *overrides] for spec, *overrides in runs], workdir, env):
-        assert out.returncode == 0, out.stdout + out.stderr
     return workdir, env
 
 

@@ -190,3 +190,27 @@ def test_no_finite_validation_loss_raises_diverged():
                  batch_size=8, device="cpu")
     with pytest.raises(Diverged):  # also when early stopping ends the run first
         run(epochs=5, patience=1, lr=1e-3, val=(torch.full_like(x, math.inf), y))
+
+
+def test_cosine_schedule_anneals_per_step_from_the_rate_to_a_twentieth():
+    from xferlab.at.train import schedule
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    assert schedule(opt, "constant", 10) is None
+    sched = schedule(opt, "cosine", 10)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
+    assert rates[5] == pytest.approx(5e-5 + (1e-3 - 5e-5) / 2)  # half way: the cosine's midpoint
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(UserError, match="lr_schedule 'step'"):
+        schedule(opt, "step", 10)
+
+
+def test_a_cosine_run_trains_differently_from_a_constant_one():
+    constant, cosine = run(epochs=3), run(epochs=3, lr_schedule="cosine")
+    assert constant.history[0]["train_loss"] != cosine.history[0]["train_loss"]  # the rate falls within epoch 1
+    assert all(math.isfinite(h["val_loss"]) for h in cosine.history)

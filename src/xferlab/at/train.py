@@ -147,7 +147,8 @@ def _unpack(batch: Any, cache: OrthCache | None, device: torch.device,
 
 
 def _train_epoch(step: _Stepper, loader: DataLoader, opt: torch.optim.Optimizer,
-                 device: torch.device, cache: OrthCache | None = None) -> dict[str, float]:
+                 device: torch.device, cache: OrthCache | None = None,
+                 sched: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, float]:
     """One pass in train mode; running (sample-weighted) loss and accuracy."""
     step.model.train()
     n = correct = 0
@@ -163,6 +164,8 @@ def _train_epoch(step: _Stepper, loader: DataLoader, opt: torch.optim.Optimizer,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         n += len(y)
         correct += int((logits.argmax(1) == y).sum())
         ce_tot += float(ce_sum.detach())
@@ -223,7 +226,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
              on_epoch: EpochCallback | None = None, checkpoint_path: str | None = None,
              device: str | torch.device | None = None, orth_cache: bool = True,
              orth_cache_bytes: int | None = None, orth_cache_dir: str | None = None,
-             augment: SpecMask | None = None) -> ATResult:
+             augment: SpecMask | None = None, lr_schedule: str = "constant") -> ATResult:
     """Train ``model`` (CE, plus the AT term when ``at_cfg`` is enabled) with Adam, no weight
     decay, early stopping on the validation loss (CE + AT) and the best checkpoint reloaded.
 
@@ -234,6 +237,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     dir, deleted afterwards); splits given as a DataLoader are not cached. Raises
     ``Diverged`` when no epoch has a finite validation loss. ``augment``: SpecAugment-style
     masks on the training batches (:mod:`xferlab.at.augment`; none by default, as the paper).
+    ``lr_schedule="cosine"`` anneals the rate per step to lr/20 over all ``epochs`` (an
+    early stop ends it sooner); ``constant`` is the paper's.
     """
     cfg = ATConfig.from_mapping(at_cfg)
     dev = torch.device(device) if device is not None else default_device()
@@ -251,7 +256,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
                                      batch_size, name == "train", seed if name == "train" else 0)
                    for name, data in splits.items()}
         ckpt = checkpoint_path or os.path.join(tmp, "best.pt")
-        history, best_epoch, stopped = _fit(step, loaders, caches, opt, dev, epochs, patience, on_epoch, ckpt)
+        sched = schedule(opt, lr_schedule, int(epochs) * len(loaders["train"]))
+        history, best_epoch, stopped = _fit(step, loaders, caches, opt, dev, epochs, patience, on_epoch, ckpt, sched)
         model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
         metrics, preds = {"best_epoch": float(best_epoch)}, {}
         for name, loader in loaders.items():
@@ -259,6 +265,17 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
             metrics.update(split_metrics(name, ev))
             preds[name] = (ev["y_true"], ev["y_pred"])
     return ATResult(model, history, metrics, best_epoch, len(history), stopped, preds)
+
+
+def schedule(opt: torch.optim.Optimizer, kind: str, steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """None for ``constant``; for ``cosine`` a per-step cosine from the rate to rate/20
+    (the floor keeps the last epochs learning, as ``xferlab.v2s.pretrain`` does)."""
+    if kind == "constant":
+        return None
+    if kind != "cosine":
+        raise UserError(f"unknown train.lr_schedule {kind!r}; use constant or cosine")
+    floor = opt.param_groups[0]["lr"] / 20.0
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=floor)
 
 
 def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,
@@ -275,13 +292,14 @@ def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], de
 
 def _fit(step: _Stepper, loaders: dict[str, DataLoader], caches: Mapping[str, OrthCache],
          opt: torch.optim.Optimizer, dev: torch.device, epochs: int, patience: int | None,
-         on_epoch: EpochCallback | None, ckpt: str) -> tuple[list[dict[str, float]], int, bool]:
+         on_epoch: EpochCallback | None, ckpt: str,
+         sched: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[list[dict[str, float]], int, bool]:
     """The epoch loop: returns (history, best epoch, stopped early?). The best epoch is the
     one with the lowest finite validation loss; none finite -> ``Diverged``."""
     history: list[dict[str, float]] = []
     best, best_epoch, waited, stopped = math.inf, 0, 0, False
     for epoch in range(1, int(epochs) + 1):
-        row = _train_epoch(step, loaders["train"], opt, dev, caches.get("train"))
+        row = _train_epoch(step, loaders["train"], opt, dev, caches.get("train"), sched)
         ev = evaluate(step, loaders["val"], dev, caches.get("val"))
         row.update(val_loss=ev["loss"], val_ce_loss=ev["ce_loss"], val_at_loss=ev["at_loss"],
                    val_accuracy=float((ev["y_true"] == ev["y_pred"]).mean()))

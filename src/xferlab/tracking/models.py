@@ -18,6 +18,8 @@ run's experiment, and infers pip requirements by reloading the model in a subpro
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -172,9 +174,13 @@ def register_keras_model(model: Any, name: str, run: TrackedRun | str, metric: f
 
     def save(path: str, mlflow_model: Model) -> None:
         os.makedirs(path)  # mlflow 3.17 writes the input example before it creates the folder
-        mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, pip_requirements=reqs, signature=signature,
-                                input_example=None if input_example is None else np.asarray(input_example, np.float32),
-                                save_exported_model=True)
+        # Keras's export prints every endpoint and each captured variable's TensorSpec (dozens
+        # of lines) to stdout: noise between a run's progress lines, so it is swallowed.
+        with contextlib.redirect_stdout(io.StringIO()):
+            mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, pip_requirements=reqs,
+                                    signature=signature,
+                                    input_example=None if input_example is None else np.asarray(input_example, np.float32),
+                                    save_exported_model=True)
         os.makedirs(os.path.join(path, KERAS_DIR))
         model.save(os.path.join(path, KERAS_DIR, KERAS_FILE))
 
