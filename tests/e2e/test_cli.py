@@ -124,6 +124,21 @@ def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message:
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.perturb=[noise, echo]", "train.perturb names unknown perturbation(s) 'echo': choose from noise, reverb, "
+                                    "telephone, speed"),
+    ("train.perturb_p=1.5", "train.perturb_p=1.5 is not a probability: use a value in [0, 1]"),
+])
+def test_source_perturbations_checked_before_any_run(tmp_path: Path, override: str, message: str, capsys,
+                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code = main(["run", str(ROOT / "experiments/smoke/source.yaml"), "--set", override])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in err[-1] and len(err) == 1
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_paper_tap_mode_allows_index_zero():
     out = xferlab("run", "experiments/smoke/at.yaml", "--set", "at.tap=paper", "--set", "at.layer=0", "--dry-run")
     assert out.returncode == 0, out.stderr

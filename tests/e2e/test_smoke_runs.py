@@ -65,6 +65,10 @@ def test_smoke_v2s_from_empty_store(v2s_dir):
     client = client_for(workdir)
     [source] = [r for r in finished_runs(client, "sources") if r.data.tags["xferlab.kind"] == "pretrain_v2s"]
     assert source.data.tags["xferlab.role"] == "pretrain"
+    from xferlab.data.perturb import PERTURBATIONS  # the robustness probe: held-out clips under each
+
+    for name in PERTURBATIONS:
+        assert 0.0 <= source.data.metrics[f"test_{name}_accuracy"] <= 1.0
     assert str(client.get_model_version_by_alias("attrnn_tiny", "champion").version) == "1"
     # pretrained once: a rerun or a second process registers no second version
     assert len(client.search_model_versions("name='attrnn_tiny'")) == 1

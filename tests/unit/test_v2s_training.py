@@ -257,6 +257,25 @@ def test_pretrain_source_and_augmentation(am):
         pretrain_source(model, xs[:, :100], ys, xs, ys, epochs=1)
 
 
+def test_perturbed_batches_are_seeded_and_perturbation_alone_needs_no_shift():
+    from xferlab.v2s.pretrain import AugmentedBatches
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((8, 16000))).astype("float32")
+    y = np.arange(8) % 2
+    a, b = (AugmentedBatches(x, y, 4, seed=1, max_shift=0, gain_db=0.0, perturb=("telephone",), perturb_p=1.0)
+            for _ in range(2))
+    (xa, ya), (xb, _) = a[0], b[0]
+    np.testing.assert_array_equal(xa, xb)
+    idx = np.sort(a.order[:4])
+    assert np.array_equal(ya, y[idx]) and all(not np.array_equal(xa[i], x[j]) for i, j in enumerate(idx))
+    clean = AugmentedBatches(x, y, 4, seed=1, max_shift=0, gain_db=0.0)
+    np.testing.assert_array_equal(clean[0][0], x[idx])  # no perturbation, no shift or gain: the clips
+    model = _dense_classifier(16000, 2)
+    res = pretrain_source(model, x, y, x, y, epochs=1, batch_size=4, seed=0, augment=False, perturb=("noise", "speed"))
+    assert np.isfinite(res.metrics["best_val_loss"])
+
+
 def test_pretraining_that_diverges_raises():
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((12, 16000)).astype("float32") * 0.1

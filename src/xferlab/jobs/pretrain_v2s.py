@@ -27,6 +27,15 @@ def save_source_sample(x: np.ndarray, y: np.ndarray, out: Any, seed: int) -> Non
     np.savez_compressed(out / "source_sample.npz", x=(clipped * 32767).astype(np.int16), y=y[idx])
 
 
+def robustness(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``test_<perturbation>_accuracy`` on the held-out test split under each perturbation
+    alone (fixed draws: every source model hears the same perturbed clips)."""
+    from xferlab.data.perturb import probe_sets
+
+    return {f"test_{name}_accuracy": float((model.predict(xp, batch_size=128, verbose=0).argmax(axis=1) == y).mean())
+            for name, xp in probe_sets(x).items()}
+
+
 def run(instance: Instance, run: Any) -> dict[str, float]:
     from xferlab import tracking
     from xferlab.kinds import get_kind
@@ -43,9 +52,11 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     result = pretrain_source(model, x["train"], task.y["train"], x["val"], task.y["val"],
                              x["test"], task.y["test"], epochs=t.epochs, batch_size=t.batch_size,
                              lr=t.lr, seed=instance.seed, augment=t.augment,
-                             lr_schedule=t.lr_schedule, patience=t.patience, on_epoch=run.log_epoch)
+                             lr_schedule=t.lr_schedule, patience=t.patience, perturb=tuple(t.perturb),
+                             perturb_p=t.perturb_p, on_epoch=run.log_epoch)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["fit_seconds"] = time.perf_counter() - fit_start  # the training alone: the rest of the run is overhead
+    metrics.update(robustness(model, x["test"], task.y["test"]))
     metrics["n_params"] = float(model.count_params())
     run.log_metrics(metrics)
     out = run.artifact_dir

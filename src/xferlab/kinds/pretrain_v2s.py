@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from xferlab.errors import UserError
 from xferlab.kinds import Kind
-from xferlab.schema import Data, Train
+from xferlab.schema import OMIT_DEFAULT, Data, Train
 
 if TYPE_CHECKING:
     from xferlab.spec import Instance
@@ -24,6 +25,10 @@ class PretrainTrain(Train):
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: to lr/20 at the last step
     augment: bool = True
+    # Perturbations of what real recordings bring (xferlab.data.perturb: noise, reverb,
+    # telephone, speed), each applied to a training example with probability perturb_p.
+    perturb: list[str] = field(default_factory=list, metadata={OMIT_DEFAULT: True})
+    perturb_p: float = field(default=0.5, metadata={OMIT_DEFAULT: True})
 
 
 @dataclass(frozen=True)
@@ -39,5 +44,18 @@ def registers(instance: "Instance") -> str:
     return cfg.model.register_as or cfg.model.arch
 
 
+def check_perturb(cfg: PretrainV2SSpec) -> None:
+    """train.perturb names registered perturbations; train.perturb_p is a probability."""
+    from xferlab.data.perturb import PERTURBATIONS
+
+    unknown = [name for name in cfg.train.perturb if name not in PERTURBATIONS]
+    if unknown:
+        raise UserError(f"train.perturb names unknown perturbation(s) {', '.join(map(repr, unknown))}: "
+                        f"choose from {', '.join(PERTURBATIONS)}")
+    if not 0.0 <= cfg.train.perturb_p <= 1.0:
+        raise UserError(f"train.perturb_p={cfg.train.perturb_p} is not a probability: use a value in [0, 1]")
+
+
 KIND = Kind(name="pretrain_v2s", help="train and register a V2S source AM", schema=PretrainV2SSpec,
-            paper="v2s", experiment="sources", job="xferlab.jobs.pretrain_v2s:run", registers=registers)
+            paper="v2s", experiment="sources", job="xferlab.jobs.pretrain_v2s:run", registers=registers,
+            checks=(check_perturb,))

@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 
+from xferlab.data.perturb import perturb_some
 from xferlab.errors import UserError
 from xferlab.v2s.fitting import OnEpoch, TrainResult, fit_and_report
 from xferlab.v2s.frontend import N_SAMPLES
@@ -34,10 +35,11 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled, augmented mini-batches drawn afresh every epoch (no full-array copies)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                 max_shift: int, gain_db: float) -> None:
+                 max_shift: int, gain_db: float, perturb: tuple[str, ...] = (), perturb_p: float = 0.5) -> None:
         super().__init__()
         self.x, self.y, self.batch_size = x, y, batch_size
         self.max_shift, self.gain_db = max_shift, gain_db
+        self.perturb, self.perturb_p = tuple(perturb), perturb_p
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(x))
 
@@ -46,7 +48,10 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int):
         idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
-        return shift_and_gain(self.x[idx], self.rng, self.max_shift, self.gain_db), self.y[idx]
+        x = self.x[idx]
+        if self.perturb:  # the room, channel and noise first; where the word sits and how loud, last
+            x = perturb_some(x, self.perturb, self.perturb_p, self.rng)
+        return shift_and_gain(x, self.rng, self.max_shift, self.gain_db), self.y[idx]
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.x))
@@ -79,6 +84,7 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
                     epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                     augment: bool = True, max_shift: int = 1600, gain_db: float = 6.0,
                     lr_schedule: str = "constant", patience: int | None = None,
+                    perturb: tuple[str, ...] = (), perturb_p: float = 0.5,
                     on_epoch: OnEpoch | None = None, verbose: int = 0) -> TrainResult:
     """Train a source AM with Adam; restore the best-val-loss epoch; test metrics if given.
 
@@ -87,6 +93,8 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
     ``max_shift`` is in samples (1600 = 0.1 s), ``gain_db`` the +- range of the gain.
     ``lr_schedule="cosine"`` anneals the rate to lr/20 over all steps: long runs keep
     improving at the end instead of oscillating around a constant-rate plateau.
+    ``perturb``: names of :data:`xferlab.data.perturb.PERTURBATIONS`, each applied to a
+    training example with probability ``perturb_p`` (with or without ``augment``).
     """
     n_classes = int(model.output_shape[-1])
     x_train, y_train = _check(x_train, y_train, n_classes, "training data")
@@ -96,7 +104,10 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
     rate = learning_rate(lr, lr_schedule, epochs, batch_size, len(x_train))
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    train = (AugmentedBatches(x_train, y_train, batch_size, seed, max_shift, gain_db)
-             if augment else (x_train, y_train))
+    if augment or perturb:
+        train = AugmentedBatches(x_train, y_train, batch_size, seed, max_shift if augment else 0,
+                                 gain_db if augment else 0.0, tuple(perturb), perturb_p)
+    else:
+        train = (x_train, y_train)
     return fit_and_report(model, train, val, test, epochs, batch_size, on_epoch, None, verbose,
                           what="the source model's validation loss", patience=patience)
