@@ -125,8 +125,10 @@ def test_at_layer_checked_before_any_run(tmp_path: Path, override: str, message:
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.perturb=[noise, echo]", "train.perturb names unknown perturbation(s) 'echo': choose from noise, reverb, "
-                                    "telephone, speed"),
+    ("train.perturb=[noise, echo]", "train.perturb names unknown perturbation(s) 'echo': choose from speed, reverb, "
+                                    "noise, telephone"),
+    ("train.perturb=[noise, speed]", "train.perturb=['noise', 'speed']: list each once, in the order they are "
+                                     "applied: ['speed', 'noise']"),
     ("train.perturb_p=1.5", "train.perturb_p=1.5 is not a probability: use a value in [0, 1]"),
 ])
 def test_source_perturbations_checked_before_any_run(tmp_path: Path, override: str, message: str, capsys,

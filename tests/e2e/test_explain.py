@@ -24,7 +24,7 @@ def smoke_run(kind: str, **tags: str):
     ids = [e.experiment_id for e in client.search_experiments()]
     runs = [r for r in client.search_runs(ids, "attributes.status = 'FINISHED'")
             if r.data.tags.get("xferlab.kind") == kind and r.data.tags.get("xferlab.role") == "smoke"
-            and r.data.params.get("train.epochs") == "2"  # the smoke spec as shipped, not the report's 1-epoch copy
+            and r.data.params.get("train.epochs") == "2"  # not the report's 1-epoch copy
             and all(r.data.tags.get(f"xferlab.{k}") == v for k, v in tags.items())]
     assert runs, f"no finished smoke {kind} run"
     return runs[0]
@@ -36,7 +36,7 @@ def test_a_v2s_run_keeps_its_program_and_it_scores_what_the_run_logged(store):
     from xferlab.catalog import DATASETS
     from xferlab.jobs.v2s import load_kept
 
-    run = smoke_run("v2s")
+    run = smoke_run("v2s", table="v2s_table2")
     model, meta = load_kept(tracking.download_artifact(run.info.run_id, "model"))
     assert meta["source_uri"] == f"models:/{meta['source_name']}/{meta['source_version']}"
     ds = DATASETS.create(meta["dataset"], meta["data"])
@@ -57,7 +57,7 @@ def test_an_at_run_keeps_its_best_checkpoint_loadable_like_a_registered_model(st
 def test_explain_draws_and_logs_cam_panels_for_chosen_samples(store, tmp_path: Path):
     from xferlab.cli import main  # in-process: TensorFlow is loaded already
 
-    run = smoke_run("v2s")
+    run = smoke_run("v2s", table="v2s_table2")
     assert main(["explain", run.info.run_id, "--samples", "0", "5", "--out", str(tmp_path / "cams")]) == 0
     pngs = sorted(p.name for p in (tmp_path / "cams").glob("*.png"))
     assert pngs == ["cam_test0_conv1_conv2.png", "cam_test5_conv1_conv2.png"]
@@ -76,7 +76,7 @@ def test_explain_draws_and_logs_cam_panels_for_chosen_samples(store, tmp_path: P
 def test_explain_bad_choices_are_one_line_errors(store, args, message, capsys):
     from xferlab.cli import main
 
-    run = smoke_run("v2s")
+    run = smoke_run("v2s", table="v2s_table2")
     assert main(["explain", run.info.run_id, "--no-log", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]

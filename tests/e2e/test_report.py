@@ -20,7 +20,6 @@ from mlflow import MlflowClient
 
 from tests.conftest import fresh_env, run_cli
 
-pytestmark = pytest.mark.timeout(1800)  # four CLI runs (TF and torch start-up, tiny training) set the store up
 
 ROLES = ("--role", "final", "--role", "smoke")  # smoke specs' runs count whichever role the runner gives them
 TABLES = ("claims", "v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "v2s_mapping_selection",

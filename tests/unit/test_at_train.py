@@ -214,3 +214,19 @@ def test_a_cosine_run_trains_differently_from_a_constant_one():
     constant, cosine = run(epochs=3), run(epochs=3, lr_schedule="cosine")
     assert constant.history[0]["train_loss"] != cosine.history[0]["train_loss"]  # the rate falls within epoch 1
     assert all(math.isfinite(h["val_loss"]) for h in cosine.history)
+
+
+def test_train_at_steps_the_cosine_once_per_batch_down_to_the_floor(monkeypatch):
+    import xferlab.at.train as at_train
+
+    made = []
+    real = at_train.schedule
+
+    def spy(opt, kind, steps):
+        made.append((real(opt, kind, steps), opt))
+        return made[-1][0]
+
+    monkeypatch.setattr(at_train, "schedule", spy)
+    run(epochs=2, lr=1e-3, lr_schedule="cosine", patience=None)  # 24 items, batches of 8: 3 steps per epoch
+    [(sched, opt)] = made
+    assert sched.last_epoch == 6 and opt.param_groups[0]["lr"] == pytest.approx(5e-5)

@@ -51,6 +51,17 @@ def test_telephone_passes_the_voice_band_and_cuts_outside_it():
     inside, low, high = (PERTURBATIONS["telephone"](tone(f, 1), np.random.default_rng(0))[0] for f in (1000.0, 100.0, 6000.0))
     assert power(inside) > 0.5 * power(tone(1000.0, 1)[0])
     assert power(low) < 0.05 * power(inside) and power(high) < 0.01 * power(inside)
+    spectrum = np.abs(np.fft.rfft(inside)) ** 2  # 1 Hz bins
+    assert spectrum[4500:].sum() < 1e-5 * spectrum[300:3400].sum()  # no codec hiss above the line's band
+
+
+def test_mu_law_keeps_a_sine_at_the_snr_of_8_bit_companding():
+    from xferlab.data.perturb import mu_law
+
+    y = 0.8 * np.sin(np.linspace(0, 40 * np.pi, 4000))
+    coded = mu_law(y)
+    assert 30.0 < snr_db(y, coded) < 45.0  # G.711: about 38 dB for a loud sine
+    assert len(np.unique(np.round(coded, 9))) <= 255
 
 
 def test_speed_moves_the_pitch_by_its_factor():
@@ -64,11 +75,14 @@ def test_perturb_some_applies_each_with_its_probability():
     np.testing.assert_array_equal(perturb_some(x, ["noise", "speed"], 0.0, np.random.default_rng(0)), x)
     every = perturb_some(x, ["noise"], 1.0, np.random.default_rng(0))
     assert all(not np.array_equal(every[i], x[i]) for i in range(len(x)))
+    for names, p in ((["noize"], 0.5), (["noise"], 1.5)):
+        with pytest.raises(ValueError, match="names from"):
+            perturb_some(x, names, p, np.random.default_rng(0))
 
 
 def test_the_probe_hears_the_same_clips_every_time():
     x = tone(300.0, 2)
-    first, second = probe_sets(x), probe_sets(x)
+    first, second = dict(probe_sets(x)), dict(probe_sets(x))
     assert list(first) == list(PERTURBATIONS)
     for name in PERTURBATIONS:
         np.testing.assert_array_equal(first[name], second[name])

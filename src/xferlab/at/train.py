@@ -237,8 +237,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     dir, deleted afterwards); splits given as a DataLoader are not cached. Raises
     ``Diverged`` when no epoch has a finite validation loss. ``augment``: SpecAugment-style
     masks on the training batches (:mod:`xferlab.at.augment`; none by default, as the paper).
-    ``lr_schedule="cosine"`` anneals the rate per step to lr/20 over all ``epochs`` (an
-    early stop ends it sooner); ``constant`` is the paper's.
+    ``lr_schedule="cosine"`` anneals the rate per step to lr/20, planned over all ``epochs``
+    (an early stop cuts it off before the floor); ``constant`` is the paper's.
     """
     cfg = ATConfig.from_mapping(at_cfg)
     dev = torch.device(device) if device is not None else default_device()
@@ -256,7 +256,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
                                      batch_size, name == "train", seed if name == "train" else 0)
                    for name, data in splits.items()}
         ckpt = checkpoint_path or os.path.join(tmp, "best.pt")
-        sched = schedule(opt, lr_schedule, int(epochs) * len(loaders["train"]))
+        sched = schedule(opt, lr_schedule, lambda: int(epochs) * len(loaders["train"]))
         history, best_epoch, stopped = _fit(step, loaders, caches, opt, dev, epochs, patience, on_epoch, ckpt, sched)
         model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
         metrics, preds = {"best_epoch": float(best_epoch)}, {}
@@ -267,15 +267,19 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     return ATResult(model, history, metrics, best_epoch, len(history), stopped, preds)
 
 
-def schedule(opt: torch.optim.Optimizer, kind: str, steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """None for ``constant``; for ``cosine`` a per-step cosine from the rate to rate/20
-    (the floor keeps the last epochs learning, as ``xferlab.v2s.pretrain`` does)."""
+def schedule(opt: torch.optim.Optimizer, kind: str, steps: int | Callable[[], int],
+             ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """None for ``constant``; for ``cosine`` a per-step cosine from the rate to rate/20 over
+    ``steps`` (all of ``train.epochs``; an early stop cuts it off before the floor). The
+    floor keeps the last epochs learning, as ``xferlab.v2s.pretrain`` does. ``steps`` may be
+    a callable: only a cosine needs the loader's length."""
     if kind == "constant":
         return None
     if kind != "cosine":
         raise UserError(f"unknown train.lr_schedule {kind!r}; use constant or cosine")
+    total = steps() if callable(steps) else steps
     floor = opt.param_groups[0]["lr"] / 20.0
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=floor)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total), eta_min=floor)
 
 
 def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,

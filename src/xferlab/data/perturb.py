@@ -10,12 +10,12 @@ from the generator it is given, so a seeded run reproduces it. They serve twice:
 - as a robustness probe: the held-out test split under each perturbation alone, logged as
   ``test_<name>_accuracy`` beside the clean ``test_accuracy``.
 
-The probe's draws come from a fixed seed, so every source model is scored on the same
-perturbed clips.
+The probe's draws come from a fixed seed, so every source model with the same test split
+is scored on the same perturbed clips.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -62,42 +62,63 @@ def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def telephone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A narrow-band channel: a 4th-order band-pass from 200-400 Hz to 3000-3700 Hz (the
-    telephone band, 300 to 3400 Hz, with the spread of real handsets) and 8-bit mu-law
-    companding, as a G.711 line carries speech."""
-    from scipy.signal import butter, sosfilt
+    """A narrow-band line: the clip at 8 kHz, band-passed (8th-order Butterworth) from
+    200-400 Hz to 3000-3700 Hz (the telephone band, 300 to 3400 Hz, with the spread of real
+    handsets), 8-bit mu-law companded as G.711 codes it, and back at 16 kHz: nothing above
+    4 kHz, quantisation noise included."""
+    from scipy.signal import butter, resample_poly, sosfilt
 
     def one(row: np.ndarray, g: np.random.Generator) -> np.ndarray:
         edges = [g.uniform(200.0, 400.0), g.uniform(3000.0, 3700.0)]
-        band = sosfilt(butter(4, edges, btype="bandpass", fs=SR, output="sos"), row)
+        band = sosfilt(butter(4, edges, btype="bandpass", fs=SR // 2, output="sos"), resample_poly(row, 1, 2))
         peak = float(np.max(np.abs(band))) or 1.0
-        y = band / peak
-        mu = 255.0
-        coded = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * 127.0) / 127.0
-        return (np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(mu)) / mu * peak).astype(np.float32)
+        coded = mu_law(band / peak)
+        return fit_length(resample_poly(coded * peak, 2, 1), len(row)).astype(np.float32)
     return _rows(x, rng, one)
+
+
+def mu_law(y: np.ndarray, mu: float = 255.0, levels: int = 127) -> np.ndarray:
+    """Compress ``y`` in [-1, 1], quantise to 2 * levels + 1 codes, expand again."""
+    code = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * levels) / levels
+    return np.sign(code) * np.expm1(np.abs(code) * np.log1p(mu)) / mu
 
 
 def speed(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Speed perturbation by a factor of 0.85 to 1.15 (rate, pitch and formants move
-    together, as a shorter or longer vocal tract speaking faster or slower would)."""
+    """Speed perturbation by a factor of 0.85 to 1.15 in steps of 0.01 (rate, pitch and
+    formants move together, as a shorter or longer vocal tract speaking faster or slower
+    would); polyphase resampling (anti-aliased), the result centred in the clip's length."""
+    from scipy.signal import resample_poly
+
     def one(row: np.ndarray, g: np.random.Generator) -> np.ndarray:
-        factor = g.uniform(0.85, 1.15)
-        n_out = int(round(len(row) / factor))
-        resampled = np.interp(np.arange(n_out) * factor, np.arange(len(row)), row)
-        return fit_length(resampled, len(row)).astype(np.float32)
+        down = int(g.integers(85, 116))  # factor down / 100
+        out = resample_poly(row, 100, down)
+        return centred(out, len(row)).astype(np.float32)
     return _rows(x, rng, one)
 
 
+def centred(x: np.ndarray, n: int) -> np.ndarray:
+    """Cut or zero-pad ``x`` to ``n`` samples around its centre (a slowed word keeps its middle)."""
+    if len(x) >= n:
+        start = (len(x) - n) // 2
+        return x[start:start + n]
+    before = (n - len(x)) // 2
+    return np.pad(x, (before, n - len(x) - before))
+
+
 # The registry of perturbations: spec values, metric names and the probe all read it.
-PERTURBATIONS: dict[str, Perturbation] = {"noise": noise, "reverb": reverb, "telephone": telephone,
-                                          "speed": speed}
+# Their order is the order a recording meets them in, and the order they are applied in: the
+# talker's rate, the room, the noise in the room, the line.
+PERTURBATIONS: dict[str, Perturbation] = {"speed": speed, "reverb": reverb, "noise": noise,
+                                          "telephone": telephone}
 
 
 def perturb_some(x: np.ndarray, names: list[str] | tuple[str, ...], p: float,
                  rng: np.random.Generator) -> np.ndarray:
     """Each named perturbation applied to each example with probability ``p``, in the
     registry's order (an example may get several)."""
+    unknown = sorted(set(names) - set(PERTURBATIONS))
+    if unknown or not 0.0 <= p <= 1.0:
+        raise ValueError(f"perturbations {unknown} / p={p}: names from {list(PERTURBATIONS)}, p in [0, 1]")
     out = np.array(x, dtype=np.float32, copy=True)
     for name in PERTURBATIONS:
         if name in names:
@@ -107,6 +128,8 @@ def perturb_some(x: np.ndarray, names: list[str] | tuple[str, ...], p: float,
     return out
 
 
-def probe_sets(x: np.ndarray) -> dict[str, np.ndarray]:
-    """The robustness probe's inputs: ``x`` under each perturbation alone, fixed draws."""
-    return {name: fn(x, np.random.default_rng(PROBE_SEED)) for name, fn in PERTURBATIONS.items()}
+def probe_sets(x: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """The robustness probe's inputs, one at a time (each is a copy of ``x``): ``x`` under
+    each perturbation alone, fixed draws."""
+    for name, fn in PERTURBATIONS.items():
+        yield name, fn(x, np.random.default_rng(PROBE_SEED))

@@ -33,7 +33,7 @@ def robustness(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     from xferlab.data.perturb import probe_sets
 
     return {f"test_{name}_accuracy": float((model.predict(xp, batch_size=128, verbose=0).argmax(axis=1) == y).mean())
-            for name, xp in probe_sets(x).items()}
+            for name, xp in probe_sets(x)}
 
 
 def run(instance: Instance, run: Any) -> dict[str, float]:

@@ -52,6 +52,10 @@ def check_perturb(cfg: PretrainV2SSpec) -> None:
     if unknown:
         raise UserError(f"train.perturb names unknown perturbation(s) {', '.join(map(repr, unknown))}: "
                         f"choose from {', '.join(PERTURBATIONS)}")
+    ordered = [name for name in PERTURBATIONS if name in cfg.train.perturb]
+    if list(cfg.train.perturb) != ordered:  # one spelling per training, so one hash per training
+        raise UserError(f"train.perturb={list(cfg.train.perturb)}: list each once, in the order they are "
+                        f"applied: {ordered}")
     if not 0.0 <= cfg.train.perturb_p <= 1.0:
         raise UserError(f"train.perturb_p={cfg.train.perturb_p} is not a probability: use a value in [0, 1]")
 

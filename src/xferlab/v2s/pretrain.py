@@ -49,7 +49,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, i: int):
         idx = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
         x = self.x[idx]
-        if self.perturb:  # the room, channel and noise first; where the word sits and how loud, last
+        if self.perturb:  # the recording first (rate, room, noise, line); where the word sits and how loud, last
             x = perturb_some(x, self.perturb, self.perturb_p, self.rng)
         return shift_and_gain(x, self.rng, self.max_shift, self.gain_db), self.y[idx]
 
