@@ -155,12 +155,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cell_matches(cell: str, pattern: str) -> bool:
+    """``--only``: a glob over the cell label. A list value in a label
+    (``train.perturb=['noise']``) also matches literally: its brackets would otherwise be
+    read as a character class."""
+    return fnmatch.fnmatchcase(cell, pattern) or fnmatch.fnmatchcase(cell, pattern.replace("[", "[[]"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from xferlab.spec import load_spec
 
     overrides = args.overrides + [o.strip() for o in args.overrides_str.split(";") if o.strip()]
     spec = load_spec(args.spec, overrides)
-    instances = [i for i in spec.instances if not args.only or fnmatch.fnmatch(i.cell, args.only)]
+    instances = [i for i in spec.instances if not args.only or cell_matches(i.cell, args.only)]
     if not instances:
         raise UserError(f"--only {args.only!r} matches no cell of {spec.name}: run with --dry-run to see the cells")
     from xferlab.catalog import check_instances

@@ -153,3 +153,12 @@ def test_real_dataset_without_root_is_a_clear_error(tmp_path: Path):
     assert out.returncode == 2 and "--set data.root=" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     out = xferlab("run", str(spec), "--dry-run", "--set", f"data.root={tmp_path / 'nope'}", cwd=tmp_path)
     assert out.returncode == 2 and "is not a folder" in out.stderr
+
+
+def test_only_matches_a_list_valued_cell_literally():
+    from xferlab.cli import cell_matches
+
+    cell = "train.perturb=['noise']"
+    assert cell_matches(cell, "*perturb=['noise']*") and cell_matches(cell, "*noise*")
+    assert not cell_matches(cell, "*perturb=['speed']*")
+    assert cell_matches("data.dataset=ucr/Coffee", "*Co[f]fee")  # a character class still works as a glob
