@@ -95,26 +95,29 @@ def test_second_run_skips_finished_instance(v2s_dir):
     assert len(smoke_v2s_runs(client_for(workdir))) == 1
 
 
-BAD = {"model.source=no_such_model": "no registered model", "model.seg=99": "seg"}
+BAD = {"model.source=no_such_model": "no registered model",
+       "model.seg=99": "nothing to run: model.seg=99 copies of a length-286 series do not fit into 16000 samples"}
 
 
 @pytest.mark.slow  # default-run time; the logic is also held by unit tests
 def test_bad_v2s_settings_fail_cleanly(v2s_dir):
     """Each bad setting (run together, as two users might) exits 2 with a one-line reason
-    naming it; its run is FAILED with a traceback and nothing new is FINISHED."""
+    naming it and nothing new is FINISHED. A missing source model fails its run (FAILED,
+    with a traceback); a seg the series cannot take leaves no cell to run, so it is refused
+    before any run opens."""
     from tests.conftest import run_cli_together
 
     workdir, env, _ = v2s_dir
-    before = len(finished_runs(client_for(workdir), "v2s"))
+    client = client_for(workdir)
+    v2s = client.get_experiment_by_name("v2s").experiment_id
+    before = {r.info.run_id for r in client.search_runs([v2s])}
     commands = [[*SMOKE_V2S, "--set", override, "--set", "model.pretrain=null"] for override in BAD]
     for out, message in zip(run_cli_together(commands, workdir, env), BAD.values()):
         assert out.returncode == 2, out.stdout + out.stderr
         assert message in out.stderr.strip().splitlines()[-1]
-    client = client_for(workdir)
-    assert len(finished_runs(client, "v2s")) == before  # nothing FINISHED
-    failed = [r for r in client.search_runs([client.get_experiment_by_name("v2s").experiment_id])
-              if r.info.status == "FAILED"]
-    assert len(failed) >= len(BAD) and all("traceback.txt" in artifact_names(client, r.info.run_id) for r in failed)
+    new = [r for r in client.search_runs([v2s]) if r.info.run_id not in before]
+    assert [r.data.params["model.source"] for r in new] == ["no_such_model"]  # seg=99 opened no run
+    assert new[0].info.status == "FAILED" and "traceback.txt" in artifact_names(client, new[0].info.run_id)
 
 
 def test_smoke_at_from_empty_store(smoke_store, tmp_path: Path):
