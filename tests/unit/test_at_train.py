@@ -196,8 +196,8 @@ def test_cosine_schedule_anneals_per_step_from_the_rate_to_a_twentieth():
     from xferlab.at.train import schedule
 
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    assert schedule(opt, "constant", 10) is None
-    sched = schedule(opt, "cosine", 10)
+    assert schedule(opt, "constant", 1, range(10)) is None
+    sched = schedule(opt, "cosine", 1, range(10))  # 1 epoch of 10 batches
     rates = [opt.param_groups[0]["lr"]]
     for _ in range(10):
         opt.step()
@@ -207,7 +207,7 @@ def test_cosine_schedule_anneals_per_step_from_the_rate_to_a_twentieth():
     assert rates[5] == pytest.approx(5e-5 + (1e-3 - 5e-5) / 2)  # half way: the cosine's midpoint
     assert all(a > b for a, b in zip(rates, rates[1:]))
     with pytest.raises(UserError, match="lr_schedule 'step'"):
-        schedule(opt, "step", 10)
+        schedule(opt, "step", 1, range(10))
 
 
 def test_a_cosine_run_trains_differently_from_a_constant_one():
@@ -222,8 +222,8 @@ def test_train_at_steps_the_cosine_once_per_batch_down_to_the_floor(monkeypatch)
     made = []
     real = at_train.schedule
 
-    def spy(opt, kind, steps):
-        made.append((real(opt, kind, steps), opt))
+    def spy(opt, kind, epochs, loader):
+        made.append((real(opt, kind, epochs, loader), opt))
         return made[-1][0]
 
     monkeypatch.setattr(at_train, "schedule", spy)

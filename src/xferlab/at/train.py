@@ -256,7 +256,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
                                      batch_size, name == "train", seed if name == "train" else 0)
                    for name, data in splits.items()}
         ckpt = checkpoint_path or os.path.join(tmp, "best.pt")
-        sched = schedule(opt, lr_schedule, lambda: int(epochs) * len(loaders["train"]))
+        sched = schedule(opt, lr_schedule, int(epochs), loaders["train"])
         history, best_epoch, stopped = _fit(step, loaders, caches, opt, dev, epochs, patience, on_epoch, ckpt, sched)
         model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
         metrics, preds = {"best_epoch": float(best_epoch)}, {}
@@ -267,19 +267,18 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     return ATResult(model, history, metrics, best_epoch, len(history), stopped, preds)
 
 
-def schedule(opt: torch.optim.Optimizer, kind: str, steps: int | Callable[[], int],
+def schedule(opt: torch.optim.Optimizer, kind: str, epochs: int, loader: Any,
              ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """None for ``constant``; for ``cosine`` a per-step cosine from the rate to rate/20 over
-    ``steps`` (all of ``train.epochs``; an early stop cuts it off before the floor). The
-    floor keeps the last epochs learning, as ``xferlab.v2s.pretrain`` does. ``steps`` may be
-    a callable: only a cosine needs the loader's length."""
+    ``epochs`` passes of ``loader`` (an early stop cuts it off before the floor). The floor
+    keeps the last epochs learning, as ``xferlab.v2s.pretrain`` does. Only a cosine asks
+    the loader for its length."""
     if kind == "constant":
         return None
     if kind != "cosine":
         raise UserError(f"unknown train.lr_schedule {kind!r}; use constant or cosine")
-    total = steps() if callable(steps) else steps
     floor = opt.param_groups[0]["lr"] / 20.0
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total), eta_min=floor)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader)), eta_min=floor)
 
 
 def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,

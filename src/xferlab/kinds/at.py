@@ -59,7 +59,7 @@ class ATTrain(Train):
     mask_freq_width: float = field(default=0.15, metadata={OMIT_DEFAULT: True})
     mask_time: int = field(default=0, metadata={OMIT_DEFAULT: True})
     mask_time_width: float = field(default=0.1, metadata={OMIT_DEFAULT: True})
-    # "cosine": the rate anneals per step to lr/20 at the last epoch (as the V2S source's);
+    # "cosine": the rate anneals per step to lr/20, planned over train.epochs (as the V2S source's);
     # "constant" is the paper's Adam.
     lr_schedule: Literal["constant", "cosine"] = field(default="constant", metadata={OMIT_DEFAULT: True})
 

@@ -25,8 +25,8 @@ class PretrainTrain(Train):
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: to lr/20 at the last step
     augment: bool = True
-    # Perturbations of what real recordings bring (xferlab.data.perturb: noise, reverb,
-    # telephone, speed), each applied to a training example with probability perturb_p.
+    # Perturbations of what real recordings bring (xferlab.data.perturb: speed, reverb, noise,
+    # telephone, listed in that order), each applied to a training example with probability perturb_p.
     perturb: list[str] = field(default_factory=list, metadata={OMIT_DEFAULT: True})
     perturb_p: float = field(default=0.5, metadata={OMIT_DEFAULT: True})
 
