@@ -45,7 +45,7 @@ def main() -> None:
             start = time.perf_counter()
             cache, hit = cached_spectrograms(args.dataset, data, args.seconds, lambda: None, root=Path(root))
             for name in cache.splits:
-                split = ZScoredSplit(*cache.split(name), cache.mean, cache.std)
+                split = ZScoredSplit.of(cache, name)
                 for begin in range(0, len(split), 64):
                     split.__getitems__(list(range(begin, min(begin + 64, len(split)))))
             later.append(time.perf_counter() - start)

@@ -8,8 +8,9 @@ or even installed, xferlab. The weights stay data (``torch.load(weights_only=Tru
 
 Input: one clip per row (a 2-D array, a list of lists or a DataFrame), 16 kHz mono
 float samples; each clip is cut or zero-padded to the training segment length, turned
-into the paper's spectrogram, z-scored with the training split's mean and std (kept in
-the model's ``config.json``) and classified. Output: a DataFrame of probabilities, one
+into the paper's spectrogram, read as the magnitude the model was trained on (linear, or
+log for the offline-analogue variant), z-scored with the training split's mean and std of
+that magnitude (all kept in the model's ``config.json``) and classified. Output: a DataFrame of probabilities, one
 column per class name.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ class AudioClassifier:
         import pandas as pd
         import torch
 
-        from xferlab.data.features import spectrogram
+        from xferlab.data.features import compress, spectrogram
 
         x = np.asarray(model_input.values if isinstance(model_input, pd.DataFrame) else model_input, np.float32)
         x = x[None] if x.ndim == 1 else x
@@ -50,7 +51,8 @@ class AudioClassifier:
             raise ValueError(f"expected one clip of 16 kHz samples per row, got an array of shape {x.shape}")
         clips = np.zeros((len(x), self.length), np.float32)
         clips[:, :min(self.length, x.shape[1])] = x[:, :self.length]
-        z = (spectrogram(clips) - float(self.config["mean"])) / float(self.config["std"])
+        seen = compress(spectrogram(clips), self.config.get("magnitude", "linear"))  # older configs: linear
+        z = (seen - float(self.config["mean"])) / float(self.config["std"])
         with torch.no_grad():
             probs = torch.softmax(self.model(z.float()), dim=1).numpy()
         return pd.DataFrame(probs, columns=[str(c) for c in self.config["classes"]])

@@ -16,7 +16,7 @@ from xferlab.at.streams import ZScoredSplit
 from xferlab.data import audio
 from xferlab.data.rows import Rows
 from xferlab.data.feature_cache import MARKER, cached_spectrograms, describe_cache, feature_key
-from xferlab.data.features import GlobalZScore, segment_clips, spectrogram
+from xferlab.data.features import LOG_FLOOR, MAGNITUDES, GlobalZScore, segment_clips, spectrogram
 
 DATA = {"dataset": "fake/task", "root": None, "max_items": None, "segment_s": 0.5}
 
@@ -29,23 +29,26 @@ def fake_task(seed: int = 0) -> SimpleNamespace:
     return SimpleNamespace(name="fake", x=x, y=y, classes=["a", "b"], n_classes=2)
 
 
-def reference(task: SimpleNamespace, seconds: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The in-memory computation the AT job used before the cache."""
+def reference(task: SimpleNamespace, seconds: float, magnitude: str = "linear") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The in-memory computation the AT job used before the cache (log: numpy's log of the
+    magnitude plus the floor, z-scored on the training split's own statistics)."""
     feats = {}
     for split in task.x:
         segs, y, _ = segment_clips(list(task.x[split]), task.y[split], seconds)
-        feats[split] = (spectrogram(segs).numpy(), y)
+        mag = spectrogram(segs).numpy().astype(np.float64)
+        feats[split] = (np.log(mag + LOG_FLOOR) if magnitude == "log" else mag, y)
     z = GlobalZScore.fit(feats["train"][0])
     return {split: (z(x).numpy(), y) for split, (x, y) in feats.items()}
 
 
-def test_cached_features_equal_the_in_memory_computation(tmp_path: Path):
+@pytest.mark.parametrize("magnitude", MAGNITUDES)
+def test_cached_features_equal_the_in_memory_computation(tmp_path: Path, magnitude: str):
     task = fake_task()
     cache, hit = cached_spectrograms("fake/task", DATA, 0.5, lambda: task, root=tmp_path)
     assert not hit and (cache.root / MARKER).is_file()
-    ref = reference(task, 0.5)
+    ref = reference(task, 0.5, magnitude)
     for split, (x_ref, y_ref) in ref.items():
-        streamed = ZScoredSplit(*cache.split(split), cache.mean, cache.std)
+        streamed = ZScoredSplit.of(cache, split, magnitude)
         x = torch.stack([streamed[i][0] for i in range(len(streamed))]).numpy()
         np.testing.assert_allclose(x, x_ref, rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(cache.split(split)[1], y_ref)
@@ -104,8 +107,9 @@ def test_the_key_follows_reader_fallbacks_relative_roots_and_the_generator(tmp_p
 def test_streamed_batches_equal_in_memory_batches(tmp_path: Path):
     cache, _ = cached_spectrograms("fake/task", DATA, 0.5, fake_task, root=tmp_path)
     x, y = cache.split("train")
-    streamed = ZScoredSplit(x, y, cache.mean, cache.std)
-    memory = TensorDataset(torch.as_tensor((np.asarray(x) - cache.mean) / cache.std).float(), torch.as_tensor(y))
+    streamed = ZScoredSplit.of(cache, "train")
+    mean, std = cache.stats()
+    memory = TensorDataset(torch.as_tensor((np.asarray(x) - mean) / std).float(), torch.as_tensor(y))
     gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for (xa, ya), (xb, yb) in zip(DataLoader(streamed, 4, shuffle=True, generator=gen_a),
                                   DataLoader(memory, 4, shuffle=True, generator=gen_b)):
@@ -158,6 +162,6 @@ def test_a_reader_task_is_decoded_once_clip_by_clip_into_the_cache(tmp_path: Pat
     assert sorted(calls) == sorted(rows["path"])  # every clip decoded exactly once
     ref = reference(SimpleNamespace(x=decoded, y=task.y), 0.5)
     for split, (x_ref, y_ref) in ref.items():
-        streamed = ZScoredSplit(*cache.split(split), cache.mean, cache.std)
+        streamed = ZScoredSplit.of(cache, split)
         np.testing.assert_allclose(streamed.inputs(0, len(streamed)).numpy(), x_ref, rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(cache.split(split)[1], y_ref)

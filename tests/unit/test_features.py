@@ -90,3 +90,15 @@ def test_global_zscore_uses_training_statistics():
     assert float(normed.mean()) == pytest.approx(0.0, abs=1e-6)
     assert float(normed.std(unbiased=False)) == pytest.approx(1.0, abs=1e-6)
     assert ft.GlobalZScore.fit(np.ones(4)).std == 1.0  # constant input does not divide by 0
+
+
+def test_compress_is_the_identity_or_the_floored_log_on_arrays_and_tensors():
+    """``linear`` returns the paper's magnitude untouched; ``log`` is log(x + floor), the same
+    on numpy (the feature cache) and torch (serving); a misspelt magnitude is refused."""
+    x = np.array([0.0, 1e-6, 0.01, 0.2], dtype=np.float32)
+    assert ft.compress(x, "linear") is x
+    np.testing.assert_allclose(ft.compress(x, "log"), np.log(x.astype(np.float64) + ft.LOG_FLOOR), rtol=1e-6)
+    np.testing.assert_allclose(ft.compress(torch.from_numpy(x), "log").numpy(), ft.compress(x, "log"), rtol=1e-6)
+    assert ft.compress(x, "log")[0] == pytest.approx(np.log(ft.LOG_FLOOR))  # silence sits at the floor, finite
+    with pytest.raises(UserError, match="unknown magnitude 'db'"):
+        ft.compress(x, "db")

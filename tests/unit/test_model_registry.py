@@ -198,3 +198,34 @@ def test_a_batch_norm_vgg16_is_rebuilt_as_registered(store: str):
     served = _load_pyfunc(str(download_artifacts(f"models:/{name}/1"))).model.eval()
     with torch.no_grad():
         assert torch.allclose(loaded(x), net(x)) and torch.allclose(served(x), net(x))
+
+
+def test_a_log_magnitude_vgg16_serves_log_inputs_and_refuses_a_linear_run(store: str):
+    """model.magnitude=log is in the registered config: the pyfunc model compresses raw
+    audio's spectrogram as in training (so its probabilities are the network's on the
+    z-scored log input), and AT refuses to push a linear run away from it (and a log run
+    away from a model registered before the option, which saw linear inputs)."""
+    torch = pytest.importorskip("torch")
+    from xferlab.at.vgg import vgg16
+    from xferlab.data.features import LOG_FLOOR, spectrogram
+    from xferlab.jobs.at import load_registered
+    from xferlab.serving import _load_pyfunc
+
+    net = vgg16(2, 1 / 32, seed=0).eval()
+    log_cfg = {"width": 1 / 32, "magnitude": "log", "n_classes": 2, "classes": ["a", "b"], "task": "unit",
+               "segment_s": 0.25, "mean": -9.0, "std": 2.0}
+    log_name, old_name = f"log_{uuid.uuid4().hex[:6]}", f"old_{uuid.uuid4().hex[:6]}"
+    with start_instance_run(make_instance(), role="pretrain") as run:
+        register_torch_state(net.state_dict(), log_cfg, log_name, run, 0.5)
+        register_torch_state(net.state_dict(), {k: v for k, v in log_cfg.items() if k != "magnitude"}, old_name, run, 0.5)
+    clips = np.random.default_rng(0).normal(0, 0.05, (3, 4000)).astype(np.float32)
+    served = _load_pyfunc(str(download_artifacts(f"models:/{log_name}/1"))).predict(clips)
+    with torch.no_grad():
+        expected = torch.softmax(net((torch.log(spectrogram(clips) + LOG_FLOOR) + 9.0) / 2.0), dim=1).numpy()
+    np.testing.assert_allclose(served.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    with start_instance_run(make_instance("at", "antitransfer")) as run:
+        load_registered(log_name, run, "orthogonal", 0, "log")  # same magnitude: loads
+        with pytest.raises(UserError, match="trained on log magnitudes .* set model.magnitude=log"):
+            load_registered(log_name, run, "orthogonal", 0, "linear")
+        with pytest.raises(UserError, match="trained on linear magnitudes"):
+            load_registered(old_name, run, "orthogonal", 0, "log")

@@ -479,3 +479,7 @@ def test_a_changed_model_head_is_another_task_setting():
     bn = at_tables.prepare(pd.DataFrame([run(2, "baseline", 0.50, "kaiming"),
                                          {**run(3, "at", 0.60, "kaiming"), "params.model.norm": "batch"}]))
     assert at_tables.at_layers(bn).query("condition == 'at'")["baseline_test"].isna().all()  # BN never meets plain
+    log = at_tables.prepare(pd.DataFrame([run(2, "baseline", 0.50, "kaiming"),
+                                          {**run(3, "at", 0.60, "kaiming"), "params.model.magnitude": "log"}]))
+    assert at_tables.at_layers(log).query("condition == 'at'")["baseline_test"].isna().all()  # log never meets linear
+    assert at_tables.variant_label(log.iloc[1]) == " (log magnitude)" and at_tables.variant_label(log.iloc[0]) == ""

@@ -12,24 +12,35 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from xferlab.data.features import compress
+
 
 class ZScoredSplit(Dataset):
-    """Items ``(x (T, F) float32, y)`` of a feature split, ``(x - mean) / std`` on read.
+    """Items ``(x (T, F) float32, y)`` of a feature split, ``(compress(x) - mean) / std`` on read.
 
-    ``mean`` and ``std`` are the training split's global scalars (the paper's
-    normalisation); ``x`` may be a row file on disk (:class:`xferlab.data.rows.Rows`) of any size.
+    ``mean`` and ``std`` are the training split's global scalars of the same ``magnitude``
+    (the paper's normalisation; ``compress`` is :func:`xferlab.data.features.compress`, the
+    identity for the paper's linear magnitude); ``x`` may be a row file on disk
+    (:class:`xferlab.data.rows.Rows`) of any size.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float, magnitude: str = "linear") -> None:
         if len(x) != len(y) or len(y) == 0:
             raise ValueError(f"split has {len(x)} inputs and {len(y)} labels: both must match and be > 0")
         self.x, self.y, self.mean, self.std = x, np.asarray(y, dtype=np.int64), float(mean), float(std)
+        self.magnitude = magnitude
+
+    @classmethod
+    def of(cls, cache: Any, name: str, magnitude: str = "linear") -> "ZScoredSplit":
+        """Split ``name`` of a :class:`xferlab.data.feature_cache.CachedFeatures`, read as ``magnitude``."""
+        return cls(*cache.split(name), *cache.stats(magnitude), magnitude=magnitude)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def _scaled(self, rows: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((rows.astype(np.float32) - self.mean) / self.std).astype(np.float32))
+        seen = compress(rows.astype(np.float32), self.magnitude)
+        return torch.from_numpy(((seen - self.mean) / self.std).astype(np.float32))
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self._scaled(np.asarray(self.x[i])), int(self.y[i])

@@ -12,7 +12,8 @@ its batch and its model, whatever the dataset's size (the page cache keeps what 
 
 Layout: ``$XFERLAB_CACHE/features/<key>/`` with ``<split>_x.npy`` (N, T, 129) float32
 (the raw paper spectrograms, not normalised), ``<split>_y.npy`` and ``meta.json`` (the
-training split's global mean and std, the class names). ``<key>`` hashes everything that
+training split's global mean and std of each magnitude a job may read them as, linear and
+log (:func:`xferlab.data.features.compress`); the class names). ``<key>`` hashes everything that
 produced them: the dataset name, its resolved ``data`` section (root, options,
 max_items), the segment length and the feature parameters (:data:`FORMAT`). A cache is
 written in a private temporary folder (``<key>.tmp-*``) and renamed into place only when complete (with a
@@ -32,11 +33,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from xferlab.data.features import HOP, N_BINS, N_FFT, SAMPLE_RATE, n_frames, n_segments, segment, spectrogram
+from xferlab.data.features import (HOP, MAGNITUDES, N_BINS, N_FFT, SAMPLE_RATE, compress, n_frames, n_segments,
+                                    segment, spectrogram)
 from xferlab.data.rows import Rows
 from xferlab.errors import UserError
 
-FORMAT = 1  # bump when the feature computation changes: old caches are then never read
+FORMAT = 2  # bump when the feature computation changes: old caches are then never read
 MARKER = "COMPLETE"
 CHUNK_BYTES = 16 << 20  # spectrogram bytes transformed per step: bounds the transform's memory
 
@@ -87,13 +89,10 @@ class CachedFeatures:
         """(x (N, T, 129) float32 rows read on demand; y (N,) int64)."""
         return Rows(self.root / f"{name}_x.npy"), np.load(self.root / f"{name}_y.npy")
 
-    @property
-    def mean(self) -> float:
-        return float(self.meta["mean"])
-
-    @property
-    def std(self) -> float:
-        return float(self.meta["std"])
+    def stats(self, magnitude: str = MAGNITUDES[0]) -> tuple[float, float]:
+        """(mean, std) of the training split read as ``magnitude`` (the global z-score's)."""
+        mean, std = self.meta["stats"][magnitude]
+        return float(mean), float(std)
 
     def nbytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.iterdir())
@@ -111,9 +110,10 @@ def cached_spectrograms(dataset: str, data: Mapping[str, Any], seconds: float, m
     try:
         task = make_task()
         stats = {name: _write_split(task.x[name], task.y[name], seconds, tmp, name) for name in task.x}
-        mean, std = _global_stats(stats["train"])
+        count, sums = stats["train"][1:]
         meta = {"format": FORMAT, "dataset": dataset, "name": task.name, "seconds": seconds, "splits": list(task.x),
-                "classes": [str(c) for c in task.classes], "n_classes": int(task.n_classes), "mean": mean, "std": std,
+                "classes": [str(c) for c in task.classes], "n_classes": int(task.n_classes),
+                "stats": {m: _global_stats(count, *sums[m]) for m in MAGNITUDES},
                 "segments": {name: s[0] for name, s in stats.items()}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         (tmp / MARKER).write_text("")
@@ -128,23 +128,25 @@ def cached_spectrograms(dataset: str, data: Mapping[str, Any], seconds: float, m
     return CachedFeatures.open(final), False
 
 
-def _write_split(clips: Any, labels: Any, seconds: float, out: Path, name: str) -> tuple[int, int, float, float]:
+def _write_split(clips: Any, labels: Any, seconds: float, out: Path,
+                 name: str) -> tuple[int, int, dict[str, tuple[float, float]]]:
     """Segment and transform one split into ``<name>_x.npy``, a few hundred segments at a
-    time, decoding each clip only when its turn comes; returns (segments, values, sum,
-    sum of squares) for the global z-score."""
+    time, decoding each clip only when its turn comes; returns (segments, values, {magnitude:
+    (sum, sum of squares)}) for the global z-score of each magnitude."""
     counts = [n_segments(_samples(clips, i), seconds) for i in range(len(clips))]
     seg_len = int(round(seconds * SAMPLE_RATE))
     shape = (sum(counts), n_frames(seg_len), N_BINS)
     x = Rows.create(out / f"{name}_x.npy", shape, np.float32)
-    total = square = 0.0
+    sums = {m: (0.0, 0.0) for m in MAGNITUDES}
     for start, segs in _segment_chunks(clips, counts, seconds):
         part = spectrogram(segs).numpy()  # (n, T, 129)
         x.write(start, part)
-        total += float(part.sum(dtype=np.float64))
-        square += float(np.square(part, dtype=np.float64).sum())
+        for m, (total, square) in sums.items():
+            seen = compress(part, m)
+            sums[m] = (total + float(seen.sum(dtype=np.float64)), square + float(np.square(seen, dtype=np.float64).sum()))
     x.close()
     np.save(out / f"{name}_y.npy", np.repeat(np.asarray(labels, dtype=np.int64), counts))
-    return shape[0], int(np.prod(shape)), total, square
+    return shape[0], int(np.prod(shape)), sums
 
 
 def _samples(clips: Any, i: int) -> int:
@@ -171,10 +173,10 @@ def _segment_chunks(clips: Any, counts: list[int], seconds: float):
             start, pending, pending_n = start + pending_n, [], 0
 
 
-def _global_stats(train: tuple[int, int, float, float], eps: float = 1e-8) -> tuple[float, float]:
-    """Mean and population std of every training value, from running sums in float64 (the
-    same statistics as :meth:`GlobalZScore.fit` on the whole array, without holding it)."""
-    _, count, total, square = train
+def _global_stats(count: int, total: float, square: float, eps: float = 1e-8) -> tuple[float, float]:
+    """Mean and population std of ``count`` training values from their running sums in
+    float64 (the same statistics as :meth:`GlobalZScore.fit` on the whole array, without
+    holding it)."""
     mean = total / count
     std = max(square / count - mean * mean, 0.0) ** 0.5
     return mean, std if std > eps else 1.0

@@ -33,15 +33,24 @@ def spectrogram_splits(instance: Instance) -> tuple[Any, dict[str, Any]]:
     cache, hit = cached_spectrograms(instance.dataset, data, instance.cfg.data.segment_s,
                                      lambda: DATASETS.create(instance.dataset, data))
     print(f"  features {'read from' if hit else 'decoded into'} {cache.root}", flush=True)
-    return cache, {name: ZScoredSplit(*cache.split(name), cache.mean, cache.std) for name in cache.splits}
+    magnitude = instance.cfg.model.magnitude
+    return cache, {name: ZScoredSplit.of(cache, name, magnitude) for name in cache.splits}
 
 
-def load_registered(ref: str, run: Any, role: str, seed: int) -> Any:
-    """A registered VGG16 (state dict + config, weights_only) with its lineage recorded."""
+def load_registered(ref: str, run: Any, role: str, seed: int, magnitude: str = "linear") -> Any:
+    """A registered VGG16 (state dict + config, weights_only) with its lineage recorded; it
+    must have been trained on the ``magnitude`` this run feeds it (configs written before the
+    option: linear), else its activations would be those of inputs it never saw."""
     from xferlab import tracking
     from xferlab.at.vgg import batch_norm_of, build_vgg
+    from xferlab.errors import UserError
 
     state, config, model_ref = tracking.load_torch_state(ref, hint=HINT)
+    trained_on = config.get("magnitude", "linear")
+    if trained_on != magnitude:
+        raise UserError(f"{role} model {ref!r} was trained on {trained_on} magnitudes but this run uses "
+                        f"model.magnitude={magnitude}: set model.magnitude={trained_on}, or use a {role} model "
+                        f"trained with model.magnitude={magnitude}")
     tracking.record_lineage(run, model_ref, role=role)
     model = build_vgg(config["width"], config["n_classes"], seed=seed,
                       batch_norm=batch_norm_of(config))
@@ -60,9 +69,10 @@ def build_models(instance: Instance, run: Any, n_classes: int) -> tuple[Any, Any
                       head_init=cfg.model.head_init, batch_norm=cfg.model.norm == "batch")
     init, at = sections(cfg)
     if init is not None and init.from_:
-        report = init_from_state(model, load_registered(init.from_, run, "init", instance.seed))
+        report = init_from_state(model, load_registered(init.from_, run, "init", instance.seed, cfg.model.magnitude))
         run.set_tags({"xferlab.init_loaded_tensors": report.loaded})
-    orth = load_registered(at.orthogonal, run, "orthogonal", instance.seed) if at is not None and at.enabled else None
+    orth = (load_registered(at.orthogonal, run, "orthogonal", instance.seed, cfg.model.magnitude)
+            if at is not None and at.enabled else None)
     return model, orth
 
 
@@ -89,7 +99,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
                   "xferlab.feature_cache": cache.root.name})
     kept = run.artifact_dir / MODEL_DIR  # the best checkpoint, in the layout of a registered model
     kept.mkdir(parents=True, exist_ok=True)
-    (kept / CONFIG_FILE).write_text(json.dumps(model_config(instance, task), indent=1))
+    (kept / CONFIG_FILE).write_text(json.dumps(model_config(instance, cache), indent=1))
     fit_start = time.perf_counter()
     masks = SpecMask(t.mask_freq, t.mask_freq_width, t.mask_time, t.mask_time_width)
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t.epochs, lr=t.lr,
@@ -106,7 +116,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     write_confusion(confusion_matrix(y_true, y_pred, labels=range(task["n_classes"])), task["classes"],
                     run.artifact_dir, f"{task['name']}: test confusion")
     plot_losses(result.history, run.artifact_dir / "loss_epochs.png", f"{task['name']} ({condition(cfg)})")
-    maybe_register(instance, run, result.model, task, metrics)
+    maybe_register(instance, run, result.model, cache, metrics)
     return metrics
 
 
@@ -128,14 +138,17 @@ def condition(cfg: Any) -> str:
     return "weight_init" if init else "baseline"
 
 
-def model_config(instance: Instance, task: Any) -> dict[str, Any]:
+def model_config(instance: Instance, cache: Any) -> dict[str, Any]:
     """What rebuilds the trained VGG16 and classifies raw audio with it (xferlab.serving):
-    width, classes, the segment length and the training split's z-score statistics."""
-    return {"width": instance.cfg.model.width, "norm": instance.cfg.model.norm, "n_classes": task["n_classes"], "classes": task["classes"],
-            "task": instance.dataset, "segment_s": task["seconds"], "mean": task["mean"], "std": task["std"]}
+    width, classes, the segment length, the magnitude and the training split's z-score
+    statistics of that magnitude."""
+    m, task = instance.cfg.model, cache.meta
+    mean, std = cache.stats(m.magnitude)
+    return {"width": m.width, "norm": m.norm, "magnitude": m.magnitude, "n_classes": task["n_classes"],
+            "classes": task["classes"], "task": instance.dataset, "segment_s": task["seconds"], "mean": mean, "std": std}
 
 
-def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics: dict[str, float]) -> None:
+def maybe_register(instance: Instance, run: Any, model: Any, cache: Any, metrics: dict[str, float]) -> None:
     """Register the trained model under the name its kind says (none: nothing to do)."""
     from xferlab.kinds import get_kind
 
@@ -144,7 +157,7 @@ def maybe_register(instance: Instance, run: Any, model: Any, task: Any, metrics:
         return
     from xferlab import tracking
 
-    version = tracking.register_torch_state(model.state_dict(), model_config(instance, task), name, run,
+    version = tracking.register_torch_state(model.state_dict(), model_config(instance, cache), name, run,
                                             metric=metrics["best_val_accuracy"], metric_name="val_accuracy")
     run.set_tags({"xferlab.registered_model": name, "xferlab.registered_version": version})
     print(f"  registered {name} version {version} (val accuracy {metrics['best_val_accuracy']:.4f})", flush=True)

@@ -22,7 +22,7 @@ from xferlab.report.query import column, metric, seed
 
 # A target task setting: what a baseline is comparable within (the model width and head and
 # the synthetic corpus profile change the task as much as the dataset does).
-TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init", "norm", "masks"]
+TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init", "norm", "magnitude", "masks"]
 # A cell: one experiment (spec) of one condition at one layer (and the layer's tap mode).
 # The spec is part of it, so two experiments are never averaged into one number, even
 # with equal settings.
@@ -64,6 +64,7 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        dropout=pd.to_numeric(column(runs, "params.model.dropout"), errors="coerce").fillna(0.5),
                        head_init=column(runs, "params.model.head_init").fillna("torchvision").astype(str),
                        norm=column(runs, "params.model.norm").fillna("none").astype(str),
+                       magnitude=column(runs, "params.model.magnitude").fillna("linear").astype(str),
                        masks=_masks(runs), spec=column(runs, "tags.xferlab.spec").fillna("?").astype(str),
                        condition=cond, ref_model=ref_model, layer=layer,
                        tap=column(runs, "params.at.tap").fillna("conv").astype(str).where(cond.isin(AT_CONDITIONS), ""),
@@ -216,6 +217,14 @@ def task_label(task: str, split: str, confound: float) -> str:
     """``synth/style_speakersplit confound 0.8``: the split only when not the default."""
     text = task if split in ("default", "") else f"{task} / {split}"
     return text + (f" confound {confound:g}" if confound else "")
+
+
+def variant_label(row: "pd.Series | dict") -> str:
+    """`` (log magnitude, batch norm)``: the offline-analogue variants a task setting uses,
+    so that no row of them reads as the paper's network; empty for the paper's."""
+    parts = [text for key, paper, text in (("magnitude", "linear", "log magnitude"), ("norm", "none", "batch norm"))
+             if str(row.get(key, paper)) != paper]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def paper_task(task: str, split: str) -> tuple[str, str] | None:
