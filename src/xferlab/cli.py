@@ -76,6 +76,8 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
+    from xferlab.data.features import MAGNITUDES  # the names the AT jobs and serving know
+
     p = sub.add_parser("models", help="put outside weights into the Model Registry")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="{import}")
     imp = msub.add_parser("import", help="validate and register a Keras source AM or a VGG16 state dict",
@@ -91,6 +93,9 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--segment-s", type=float, default=1.0, help="a VGG16's input length in seconds (default 1.0)")
     imp.add_argument("--mean", type=float, default=0.0, help="a VGG16's training z-score mean (default 0)")
     imp.add_argument("--std", type=float, default=1.0, help="a VGG16's training z-score std (default 1)")
+    imp.add_argument("--magnitude", choices=MAGNITUDES, default=MAGNITUDES[0],
+                     help="the spectrogram magnitude a VGG16 was trained on (default linear, the paper's; "
+                          "--mean/--std are that magnitude's statistics)")
     imp.set_defaults(handler=cmd_models_import)
 
 
@@ -137,7 +142,8 @@ def cmd_models_import(args: argparse.Namespace) -> int:
     from xferlab.jobs.import_model import import_model
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    version = import_model(Path(args.file), args.name, args.width, classes, args.segment_s, args.mean, args.std)
+    version = import_model(Path(args.file), args.name, args.width, classes, args.segment_s, args.mean, args.std,
+                           args.magnitude)
     print(f"registered {args.name} version {version} from {args.file} "
           f"(load it with mlflow.pyfunc.load_model('models:/{args.name}/{version}'))")
     return 0

@@ -80,15 +80,16 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]
 
 def stand_ins(instances) -> None:
     """Register the tiny orthogonal model under every model name the AT instances load
-    (orthogonal and weight-init), so a grid over those names keeps its shape."""
+    (orthogonal and weight-init), so a grid over those names keeps its shape; each stand-in
+    says it was trained on the magnitude its consumer reads (AT refuses another)."""
     from xferlab.tracking import load_torch_state, model_exists, register_torch_state, start_run
 
-    names = {n for i in instances if i.kind == "at"
+    names = {n: i.cfg.model.magnitude for i in instances if i.kind == "at"
              for n in (i.cfg.at.orthogonal, i.cfg.init.from_) if n}
     for name in sorted(n for n in names if not model_exists(n)):
         state, config, _ = load_torch_state(TINY_ORTHO)
         with start_run("sources", f"stand-in {name}", tags={"xferlab.role": "smoke"}) as run:
-            register_torch_state(state, config, name, run, metric=0.0)
+            register_torch_state(state, {**config, "magnitude": names[name]}, name, run, metric=0.0)
 
 
 def job_path(inst) -> tuple:

@@ -51,7 +51,10 @@ def test_a_vgg16_state_dict_is_registered_with_its_classes(store: Path, capsys):
     assert main(["models", "import", str(store / "vgg.pt"), "--name", "imported_vgg", "--width", "0.03125",
                  "--classes", "a,b,c"]) == 0
     state, config, _ = tracking.load_torch_state("imported_vgg")
-    assert config["classes"] == ["a", "b", "c"] and config["width"] == 0.03125
+    assert config["classes"] == ["a", "b", "c"] and config["width"] == 0.03125 and config["magnitude"] == "linear"
+    assert main(["models", "import", str(store / "vgg.pt"), "--name", "imported_vgg_log", "--width", "0.03125",
+                 "--classes", "a,b,c", "--magnitude", "log", "--mean", "-9.7", "--std", "1.75"]) == 0
+    assert tracking.load_torch_state("imported_vgg_log")[1]["magnitude"] == "log"  # AT and serving read it
     assert all(torch.equal(state[k], v) for k, v in vgg16(3, 0.03125, seed=0).state_dict().items())
 
 

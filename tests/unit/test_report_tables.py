@@ -483,3 +483,28 @@ def test_a_changed_model_head_is_another_task_setting():
                                           {**run(3, "at", 0.60, "kaiming"), "params.model.magnitude": "log"}]))
     assert at_tables.at_layers(log).query("condition == 'at'")["baseline_test"].isna().all()  # log never meets linear
     assert at_tables.variant_label(log.iloc[1]) == " (log magnitude)" and at_tables.variant_label(log.iloc[0]) == ""
+
+
+def test_a_confound_sweep_is_drawn_per_experiment_and_magnitude(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Baselines of a linear and a log confound sweep (two specs, the same task and no
+    orthogonal model) are two lines in two panels, never one line zig-zagging between them."""
+    import matplotlib.pyplot as plt
+
+    from xferlab.report import figures
+
+    def run(i: int, confound: float, test: float, spec: str, magnitude: str | None):
+        extra = {"params.model.magnitude": magnitude} if magnitude else {}
+        return {**at_run(i, "baseline", test, test), "params.data.confound": str(confound),
+                "tags.xferlab.spec": spec, **extra}
+
+    runs = at_tables.prepare(pd.DataFrame([run(1, 0.0, 0.50, "gap", None), run(2, 0.8, 0.40, "gap", None),
+                                           run(3, 0.0, 0.52, "gap_log", "log"), run(4, 0.8, 0.48, "gap_log", "log")]))
+    summary = at_tables.summary(runs)
+    assert summary.groupby(at_tables.SWEEP, dropna=False).ngroups == 2
+    shown: list = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: shown.append([ax.get_title() for ax in fig.axes])
+                        or real_save(fig, path))
+    figures.at_confound(summary, tmp_path / "confound.png")
+    assert len(shown[0]) == 2 and any("(log magnitude)" in t for t in shown[0])
+    plt.close("all")

@@ -38,7 +38,7 @@ from xferlab.data.features import (HOP, MAGNITUDES, N_BINS, N_FFT, SAMPLE_RATE, 
 from xferlab.data.rows import Rows
 from xferlab.errors import UserError
 
-FORMAT = 2  # bump when the feature computation changes: old caches are then never read
+FORMAT = 2  # bump when the feature computation or meta.json changes: old caches are then never read
 MARKER = "COMPLETE"
 CHUNK_BYTES = 16 << 20  # spectrogram bytes transformed per step: bounds the transform's memory
 

@@ -17,7 +17,8 @@ default ``scaling="spectrum"``):
   original's reversed time axis was an artefact of ``np.rot90``).
 
 Also here: resampling to 16 kHz (readers call it), cutting clips into non-overlapping
-fixed-length segments, and the global z-score fitted on the training split only.
+fixed-length segments, the log-magnitude variant of the offline analogues (:func:`compress`)
+and the global z-score fitted on the training split only.
 """
 from __future__ import annotations
 
@@ -102,9 +103,9 @@ def compress(x: "np.ndarray | torch.Tensor", magnitude: str) -> "np.ndarray | to
     Why the option: a linear-magnitude spectrogram is heavy-tailed (on the synthetic corpus
     the median bin is 2e-5, the top 0.1 % above 0.04), so after the global z-score a few
     harmonics carry almost all the variance and the weak ones a voice's style lives in are
-    near zero. The narrow VGG16s then sat at the chance loss for their first epochs; on log
-    inputs the same network mostly leaves it in epoch 1 (measured: README, "What the synthetic
-    data shows").
+    near zero. The narrow VGG16s sat at the chance loss for their first epochs on it; on log
+    inputs the same networks learn faster and leave it in epoch 1 more often, not always
+    (measured: README, "What the synthetic data shows").
     Works on numpy arrays and torch tensors alike (serving uses it).
     """
     if magnitude == "linear":

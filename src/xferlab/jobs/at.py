@@ -24,8 +24,9 @@ HINT = "pretrain it with `xferlab run experiments/synth/orthogonal.yaml` (or the
 
 def spectrogram_splits(instance: Instance) -> tuple[Any, dict[str, Any]]:
     """Paper spectrograms (T, 129) of non-overlapping segments, from the shared on-disk
-    cache (written by the first instance that needs them), z-scored on read with the
-    training split's global mean and std; (cache, {split: dataset})."""
+    cache (written by the first instance that needs them), read as ``model.magnitude`` and
+    z-scored with the training split's global mean and std of that magnitude; (cache,
+    {split: dataset})."""
     from xferlab.at.streams import ZScoredSplit
     from xferlab.data.feature_cache import cached_spectrograms
 
@@ -48,8 +49,9 @@ def load_registered(ref: str, run: Any, role: str, seed: int, magnitude: str = "
     state, config, model_ref = tracking.load_torch_state(ref, hint=HINT)
     trained_on = config.get("magnitude", "linear")
     if trained_on != magnitude:
-        raise UserError(f"{role} model {ref!r} was trained on {trained_on} magnitudes but this run uses "
-                        f"model.magnitude={magnitude}: set model.magnitude={trained_on}, or use a {role} model "
+        key = "at.orthogonal" if role == "orthogonal" else "init.from"
+        raise UserError(f"the {role} model {model_ref.uri} was trained on {trained_on} magnitudes but this run "
+                        f"reads {magnitude} ones: set model.magnitude={trained_on}, or point {key} at a model "
                         f"trained with model.magnitude={magnitude}")
     tracking.record_lineage(run, model_ref, role=role)
     model = build_vgg(config["width"], config["n_classes"], seed=seed,

@@ -27,7 +27,7 @@ N_SAMPLES = 16000
 
 
 def import_model(path: Path, name: str, width: float | None = None, classes: Sequence[str] | None = None,
-                 segment_s: float = 1.0, mean: float = 0.0, std: float = 1.0) -> int:
+                 segment_s: float = 1.0, mean: float = 0.0, std: float = 1.0, magnitude: str = "linear") -> int:
     """Validate ``path`` and register it as a new version of ``name``; the version number."""
     path = Path(path)
     if not path.is_file():
@@ -38,7 +38,7 @@ def import_model(path: Path, name: str, width: float | None = None, classes: Seq
         if width is None or not classes:
             raise UserError("a VGG16 state dict needs --width (e.g. 1.0, 0.125) and --classes (its class names, "
                             "in output order)")
-        return _import_vgg(path, name, width, list(classes), segment_s, mean, std)
+        return _import_vgg(path, name, width, list(classes), segment_s, mean, std, magnitude)
     raise UserError(f"{path.name}: unknown model file type {path.suffix!r}: use .keras/.h5 (a Keras source AM) "
                     "or .pt/.pth (a VGG16 state dict)")
 
@@ -106,7 +106,7 @@ def check_vgg_state(state: dict, width: float, n_classes: int):
 
 
 def _import_vgg(path: Path, name: str, width: float, classes: list[str], segment_s: float, mean: float,
-                std: float) -> int:
+                std: float, magnitude: str) -> int:
     import torch
 
     from xferlab import tracking
@@ -121,7 +121,7 @@ def _import_vgg(path: Path, name: str, width: float, classes: list[str], segment
                         "torch.save(model.state_dict(), path)")
     model = check_vgg_state(state, width, len(classes))
     config = {"width": width, "n_classes": len(classes), "classes": classes, "task": f"imported from {path.name}",
-              "segment_s": segment_s, "mean": mean, "std": std}
+              "segment_s": segment_s, "mean": mean, "std": std, "magnitude": magnitude}
     with tracking.start_run("sources", f"import {name}", tags=_tags(path, "torch_state")) as run:
         version = tracking.register_torch_state(model.state_dict(), config, name, run, metric=math.nan,
                                                 metric_name="imported")

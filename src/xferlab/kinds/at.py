@@ -26,9 +26,9 @@ class ATModel:
     # the report; the paper's VGG16 has none). "none" keeps the paper's network.
     norm: Literal["none", "batch"] = field(default="none", metadata={OMIT_DEFAULT: True})
     # What the network sees of the spectrogram's magnitude (xferlab.data.features.compress):
-    # "linear" is the paper's; "log" is an offline-analogue variant, named in the report, with
-    # which the narrow VGG16s leave the chance loss in their first epoch. An orthogonal or
-    # initialising model must have been trained on the same magnitude.
+    # "linear" is the paper's; "log" is an offline-analogue variant, named in the report, on
+    # which the narrow VGG16s learn faster (README, "What the synthetic data shows"). An
+    # orthogonal or initialising model must have been trained on the same magnitude.
     magnitude: Literal["linear", "log"] = field(default="linear", metadata={OMIT_DEFAULT: True})
 
 

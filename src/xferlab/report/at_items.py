@@ -137,7 +137,7 @@ def confound_item(ctx: Context) -> Section:
     sec = titled("at_confound")
     runs, query = prepared(ctx)
     table = summary_frame(ctx)
-    swept = table.groupby(["task", "split", "ref_model"])["confound"].transform("nunique") > 1 if len(table) else []
+    swept = table.groupby(at_tables.SWEEP, dropna=False)["confound"].transform("nunique") > 1 if len(table) else []
     if not len(table) or not swept.any():
         sec.missing.append(no_runs("the confound sweep (needs 2+ values of data.confound for one task)", query))
         return sec

@@ -28,6 +28,9 @@ TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init",
 # with equal settings.
 CELL = [*TASK, "spec", "condition", "ref_model", "tap", "layer"]
 AT_CONDITIONS = ("at", "dual_at")
+# One line of a figure over confound values or layers: one experiment of one task setting
+# (so a log-magnitude experiment never joins a linear one's line).
+SWEEP = [c for c in TASK if c != "confound"] + ["spec", "ref_model"]
 
 
 def _condition(runs: pd.DataFrame) -> pd.Series:

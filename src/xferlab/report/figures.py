@@ -170,11 +170,14 @@ def at_loss(hist: pd.DataFrame, path: Path, title: str) -> Path:
 
 def at_confound(summary: pd.DataFrame, path: Path) -> Path:
     """Test accuracy of baseline and AT (best layer) against the strength of the training
-    split's shortcut (``data.confound``), one panel per task and orthogonal model."""
-    groups = list(summary.groupby(["task", "split", "ref_model"]))
+    split's shortcut (``data.confound``), one panel per experiment (task setting, spec and
+    orthogonal model, :data:`at_tables.SWEEP`)."""
+    groups = list(summary.groupby(at_tables.SWEEP, dropna=False))
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.8), squeeze=False)
-    for ax, ((task, split, ref), part) in zip(axes[0], groups):
+    for ax, (_, part) in zip(axes[0], groups):
         part = part.sort_values("confound")
+        first = part.iloc[0]
+        task, split, ref, spec = first["task"], first["split"], first["ref_model"], first["spec"]
         for prefix, label in (("baseline_test", "baseline"), ("at_best_test", "AT, best layer"),
                               ("weight_init_test", "weight init")):
             if f"{prefix}_mean" in part and part[f"{prefix}_mean"].notna().any():
@@ -183,7 +186,8 @@ def at_confound(summary: pd.DataFrame, path: Path) -> Path:
                             fmt="o-", capsize=3, label=f"{label} (n<={n} per point)")
         ax.set_xlabel("data.confound (shortcut strength in training)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{at_tables.task_label(task, split, 0)} vs {ref or '-'}", fontsize=10)
+        ax.set_title(f"{spec}\n{at_tables.task_label(task, split, 0)}{at_tables.variant_label(first)} vs {ref or '-'}",
+                     fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
