@@ -76,8 +76,6 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
-    from xferlab.data.features import MAGNITUDES  # the names the AT jobs and serving know
-
     p = sub.add_parser("models", help="put outside weights into the Model Registry")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="{import}")
     imp = msub.add_parser("import", help="validate and register a Keras source AM or a VGG16 state dict",
@@ -93,9 +91,8 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--segment-s", type=float, default=1.0, help="a VGG16's input length in seconds (default 1.0)")
     imp.add_argument("--mean", type=float, default=0.0, help="a VGG16's training z-score mean (default 0)")
     imp.add_argument("--std", type=float, default=1.0, help="a VGG16's training z-score std (default 1)")
-    imp.add_argument("--magnitude", choices=MAGNITUDES, default=MAGNITUDES[0],
-                     help="the spectrogram magnitude a VGG16 was trained on (default linear, the paper's; "
-                          "--mean/--std are that magnitude's statistics)")
+    imp.add_argument("--magnitude", help="the spectrogram magnitude a VGG16 was trained on: linear (default, "
+                                          "the paper's) or log; --mean/--std are that magnitude's statistics")
     imp.set_defaults(handler=cmd_models_import)
 
 

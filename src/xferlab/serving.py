@@ -43,7 +43,7 @@ class AudioClassifier:
         import pandas as pd
         import torch
 
-        from xferlab.data.features import compress, spectrogram
+        from xferlab.data.features import compress, magnitude_of, spectrogram
 
         x = np.asarray(model_input.values if isinstance(model_input, pd.DataFrame) else model_input, np.float32)
         x = x[None] if x.ndim == 1 else x
@@ -51,7 +51,7 @@ class AudioClassifier:
             raise ValueError(f"expected one clip of 16 kHz samples per row, got an array of shape {x.shape}")
         clips = np.zeros((len(x), self.length), np.float32)
         clips[:, :min(self.length, x.shape[1])] = x[:, :self.length]
-        seen = compress(spectrogram(clips), self.config.get("magnitude", "linear"))  # older configs: linear
+        seen = compress(spectrogram(clips), magnitude_of(self.config))
         z = (seen - float(self.config["mean"])) / float(self.config["std"])
         with torch.no_grad():
             probs = torch.softmax(self.model(z.float()), dim=1).numpy()

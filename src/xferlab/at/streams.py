@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from xferlab.data.features import compress
+from xferlab.data.features import MAGNITUDES, compress
 
 
 class ZScoredSplit(Dataset):
@@ -24,14 +24,14 @@ class ZScoredSplit(Dataset):
     (:class:`xferlab.data.rows.Rows`) of any size.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float, magnitude: str = "linear") -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean: float, std: float, magnitude: str = MAGNITUDES[0]) -> None:
         if len(x) != len(y) or len(y) == 0:
             raise ValueError(f"split has {len(x)} inputs and {len(y)} labels: both must match and be > 0")
         self.x, self.y, self.mean, self.std = x, np.asarray(y, dtype=np.int64), float(mean), float(std)
         self.magnitude = magnitude
 
     @classmethod
-    def of(cls, cache: Any, name: str, magnitude: str = "linear") -> "ZScoredSplit":
+    def of(cls, cache: Any, name: str, magnitude: str = MAGNITUDES[0]) -> "ZScoredSplit":
         """Split ``name`` of a :class:`xferlab.data.feature_cache.CachedFeatures`, read as ``magnitude``."""
         return cls(*cache.split(name), *cache.stats(magnitude), magnitude=magnitude)
 

@@ -97,6 +97,19 @@ def spectrogram(wave: "np.ndarray | torch.Tensor", chunk: int = 512) -> "torch.T
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 
+def magnitude_of(config: "dict[str, object]") -> str:
+    """The magnitude a registered VGG16 was trained on, from its config; configs written
+    before the option have none and saw the paper's linear magnitude."""
+    return str(config.get("magnitude", MAGNITUDES[0]))
+
+
+def check_magnitude(magnitude: str) -> str:
+    """``magnitude`` when it is one of :data:`MAGNITUDES`, else a one-line UserError."""
+    if magnitude not in MAGNITUDES:
+        raise UserError(f"unknown magnitude {magnitude!r}: use one of {', '.join(MAGNITUDES)}")
+    return magnitude
+
+
 def compress(x: "np.ndarray | torch.Tensor", magnitude: str) -> "np.ndarray | torch.Tensor":
     """The paper's linear magnitude as is, or its logarithm ``log(x + LOG_FLOOR)``.
 
@@ -108,10 +121,8 @@ def compress(x: "np.ndarray | torch.Tensor", magnitude: str) -> "np.ndarray | to
     (measured: README, "What the synthetic data shows").
     Works on numpy arrays and torch tensors alike (serving uses it).
     """
-    if magnitude == "linear":
+    if check_magnitude(magnitude) == MAGNITUDES[0]:
         return x
-    if magnitude != "log":
-        raise UserError(f"unknown magnitude {magnitude!r}: use one of {', '.join(MAGNITUDES)}")
     if isinstance(x, np.ndarray):
         return np.log(x + np.float32(LOG_FLOOR))
     return (x + LOG_FLOOR).log()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from xferlab.catalog import DATASETS
+from xferlab.data.features import MAGNITUDES, magnitude_of
 from xferlab.jobs.common import MODEL_DIR, write_confusion
 from xferlab.serving import CONFIG_FILE, STATE_FILE
 from xferlab.spec import Instance
@@ -38,7 +39,7 @@ def spectrogram_splits(instance: Instance) -> tuple[Any, dict[str, Any]]:
     return cache, {name: ZScoredSplit.of(cache, name, magnitude) for name in cache.splits}
 
 
-def load_registered(ref: str, run: Any, role: str, seed: int, magnitude: str = "linear") -> Any:
+def load_registered(ref: str, run: Any, role: str, seed: int, magnitude: str = MAGNITUDES[0]) -> Any:
     """A registered VGG16 (state dict + config, weights_only) with its lineage recorded; it
     must have been trained on the ``magnitude`` this run feeds it (configs written before the
     option: linear), else its activations would be those of inputs it never saw."""
@@ -47,7 +48,7 @@ def load_registered(ref: str, run: Any, role: str, seed: int, magnitude: str = "
     from xferlab.errors import UserError
 
     state, config, model_ref = tracking.load_torch_state(ref, hint=HINT)
-    trained_on = config.get("magnitude", "linear")
+    trained_on = magnitude_of(config)
     if trained_on != magnitude:
         key = "at.orthogonal" if role == "orthogonal" else "init.from"
         raise UserError(f"the {role} model {model_ref.uri} was trained on {trained_on} magnitudes but this run "

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from xferlab.data.features import MAGNITUDES, check_magnitude
 from xferlab.errors import UserError
 
 KERAS_SUFFIXES, TORCH_SUFFIXES = (".keras", ".h5"), (".pt", ".pth")
@@ -27,7 +28,7 @@ N_SAMPLES = 16000
 
 
 def import_model(path: Path, name: str, width: float | None = None, classes: Sequence[str] | None = None,
-                 segment_s: float = 1.0, mean: float = 0.0, std: float = 1.0, magnitude: str = "linear") -> int:
+                 segment_s: float = 1.0, mean: float = 0.0, std: float = 1.0, magnitude: str | None = None) -> int:
     """Validate ``path`` and register it as a new version of ``name``; the version number."""
     path = Path(path)
     if not path.is_file():
@@ -38,7 +39,8 @@ def import_model(path: Path, name: str, width: float | None = None, classes: Seq
         if width is None or not classes:
             raise UserError("a VGG16 state dict needs --width (e.g. 1.0, 0.125) and --classes (its class names, "
                             "in output order)")
-        return _import_vgg(path, name, width, list(classes), segment_s, mean, std, magnitude)
+        return _import_vgg(path, name, width, list(classes), segment_s, mean, std,
+                           check_magnitude(magnitude or MAGNITUDES[0]))
     raise UserError(f"{path.name}: unknown model file type {path.suffix!r}: use .keras/.h5 (a Keras source AM) "
                     "or .pt/.pth (a VGG16 state dict)")
 
