@@ -6,6 +6,7 @@ must be byte-identical to the same clips of the parallel run.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -95,14 +96,18 @@ def test_deterministic_and_independent_of_workers(tiny: ss.Corpus, tmp_path: Pat
     assert plan(ss.PROFILES["tiny"], 1)[0] != plan(ss.PROFILES["tiny"], 0)[0]
 
 
-def test_the_speakers_profile_has_the_small_profiles_voices() -> None:
-    """The speaker-identity profile must be the quickstart's 32 voices (speakers are drawn
-    before any clip), each word in 4 styles instead of 2, so a speaker model trained on it
-    knows the speakers of the small corpus's tasks."""
-    small, speakers = plan(ss.PROFILES["small"], 0), plan(ss.PROFILES["speakers"], 0)
+@pytest.mark.parametrize("profile, per_word", [("speakers", 4), ("speakers8", 8)])
+def test_the_speakers_profiles_have_the_small_profiles_voices(profile: str, per_word: int) -> None:
+    """The speaker-identity profiles must be the quickstart's 32 voices (speakers are drawn
+    before any clip), each word said ``per_word`` times instead of 2, every style equally
+    often, so a speaker model trained on them knows the speakers of the small corpus's tasks."""
+    small, speakers = plan(ss.PROFILES["small"], 0), plan(ss.PROFILES[profile], 0)
     assert {t.speaker for t in small} == {t.speaker for t in speakers}
-    per_speaker = pd.Series([t.speaker.id for t in speakers if t.word not in (ss.SILENCE, ss.UNKNOWN)]).value_counts()
-    assert (per_speaker == 4 * len(ss.WORDS)).all() and len(per_speaker) == 32
+    words = [t for t in speakers if t.word not in (ss.SILENCE, ss.UNKNOWN)]
+    per_speaker = pd.Series([t.speaker.id for t in words]).value_counts()
+    assert (per_speaker == per_word * len(ss.WORDS)).all() and len(per_speaker) == 32
+    styles = pd.Series([(t.speaker.id, t.word, t.style) for t in words]).value_counts()
+    assert (styles == per_word // len(ss.STYLES)).all()
 
 
 def test_cache_hit_returns_at_once(tiny: ss.Corpus) -> None:
@@ -148,3 +153,15 @@ def test_missing_engine_names_the_apt_fix(tmp_path: Path, monkeypatch: pytest.Mo
     assert "espeak-ng" in message and "apt-get install -y" in message
     assert "festvox-kallpc16k" in message and "\n" not in message
     assert not (tmp_path / "c").exists()
+
+
+def test_the_large_profile_adds_voices_to_the_full_ones() -> None:
+    """A source model trained on `large` is compared with one trained on `full`: the larger
+    corpus must hold the full corpus's 160 voices and 160 new ones, every word in as many
+    styles, so that only the number of voices differs."""
+    assert dataclasses.replace(ss.PROFILES["full"], n_speakers=320) == ss.PROFILES["large"]
+    full, large = plan(ss.PROFILES["full"], 0), plan(ss.PROFILES["large"], 0)
+    full_voices, large_voices = {t.speaker for t in full}, {t.speaker for t in large}
+    assert len(full_voices) == 160 and len(large_voices) == 320 and full_voices < large_voices
+    per_voice = pd.Series([t.speaker.id for t in large]).value_counts()
+    assert (per_voice == len(full) // 160).all()

@@ -47,7 +47,13 @@ PROFILES = {
     # the small profile's 32 voices (speakers are drawn first, so the same), each word said
     # in 4 styles: 1.9x the speech per speaker, for speaker identity (no silence clips)
     "speakers": Profile(32, 4, 8, 0, 0.4),  # 4736 clips
+    # the same voices, each word said 8 times (every style twice): 3.7x the small profile's
+    # speech per speaker, enough for a speaker model at width 1/16 to pass 80 % (one seed)
+    "speakers8": Profile(32, 8, 8, 0, 0.4),  # 9216 clips
     "full": Profile(160, 3, 12, 6, 0.4),  # 19680 clips: real pretraining
+    # twice the full profile's voices (its 160 first, then 160 more): does a source model
+    # generalise better to unseen speakers with more of them?
+    "large": Profile(320, 3, 12, 6, 0.4),  # 39360 clips
 }
 
 
