@@ -44,7 +44,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=cmd_data_show)
     synth = dsub.add_parser("synth", help="generate (or reuse) the synthetic TTS speech corpus")
     synth.add_argument("--profile", default="small",  # checked against speech_synth.PROFILES (heavy to import here)
-                       help="corpus profile: tiny, small (default), speakers, speakers8, full or large; an unknown one lists them")
+                       help="corpus profile (default small; the README describes them); an unknown one lists them all")
     synth.add_argument("--out", help="output folder (default: the cache, .xferlab-cache/synth/...)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

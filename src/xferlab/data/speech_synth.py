@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -41,19 +41,21 @@ __all__ = ["Corpus", "GENERATOR_VERSION", "LABELS", "PROFILES", "Profile", "SILE
            "UNKNOWN", "UNKNOWN_WORDS", "WORDS", "default_dir", "generate_corpus", "load_corpus"]
 GENERATOR_VERSION = 1
 MARKER = "COMPLETE"
-PROFILES = {
+_SPEAKERS = Profile(32, 4, 8, 0, 0.4)
+_FULL = Profile(160, 3, 12, 6, 0.4)
+PROFILES = {  # the single list of profile names (the CLI and the errors read it)
     "tiny": Profile(8, 1, 3, 2, 0.5),  # 320 clips: the unit tests
     "small": Profile(32, 2, 8, 4, 0.4),  # 2624 clips: quickstart
     # the small profile's 32 voices (speakers are drawn first, so the same), each word said
     # in 4 styles: 1.9x the speech per speaker, for speaker identity (no silence clips)
-    "speakers": Profile(32, 4, 8, 0, 0.4),  # 4736 clips
+    "speakers": _SPEAKERS,  # 4736 clips
     # the same voices, each word said 8 times (every style twice): 3.7x the small profile's
     # speech per speaker, enough for a speaker model at width 1/16 to pass 80 % (one seed)
-    "speakers8": Profile(32, 8, 8, 0, 0.4),  # 9216 clips
-    "full": Profile(160, 3, 12, 6, 0.4),  # 19680 clips: real pretraining
-    # twice the full profile's voices (its 160 first, then 160 more): does a source model
-    # generalise better to unseen speakers with more of them?
-    "large": Profile(320, 3, 12, 6, 0.4),  # 39360 clips
+    "speakers8": replace(_SPEAKERS, styles_per_word=8),  # 9216 clips
+    "full": _FULL,  # 19680 clips: real pretraining
+    # twice the full profile's voices (its 160 first, then 160 more), nothing else changed:
+    # does a source model generalise better to unseen speakers with more of them?
+    "large": replace(_FULL, n_speakers=320),  # 39360 clips
 }
 
 

@@ -183,7 +183,7 @@ def _how(data: Mapping[str, Any], default: str) -> str:
 class Options:
     """``data.*`` keys of the synthetic tasks."""
 
-    profile: str = "small"  # corpus profile: tiny | small | speakers | speakers8 (these two: no silence clips) | full | large
+    profile: str = "small"  # corpus profile: a name in speech_synth.PROFILES
     split: str = "default"  # speaker | word | random; default: the task's own
     confound: float = 0.0  # style tasks: how strongly the training speaker tracks the style
 
