@@ -5,6 +5,9 @@ process, interleaved over rounds so that a busy machine affects all alike (media
 the baseline, the original approach (orthogonal forward on every batch + the full
 batch x channel Gram) and ours (cached orthogonal activations + the cheaper Gram form).
 The goal: ours at most 1.10x the baseline at every tap (VGG16 width 1/8, batch 8, CPU).
+Then the layout every step above uses (``xferlab.at.vgg.to_device``: channels-last conv
+weights on the CPU) against the default layout of a plain ``.to(device)``, baseline steps
+interleaved the same way.
 Usage: python bench/bench_at_step.py [--quick] [--width 0.125] [--batch 8] [--rounds 5]
        [--steps 10] [--device cpu] [--threads N]
 """
@@ -15,7 +18,7 @@ import statistics
 
 import torch
 
-from xferlab.at.bench import compare
+from xferlab.at.bench import compare, compare_layout
 
 LAYERS = (2, 7, 12, 13)
 
@@ -52,6 +55,10 @@ def main() -> None:
         print(f"  conv {t:2d}: original / baseline {orig:.2f}x, ours / baseline {ours:.2f}x "
               f"(ours per round {min(res['ours'][t]):.2f}-{max(res['ours'][t]):.2f})")
     print(f"AT step / baseline, worst tap: {worst:.2f}x")
+    layout = compare_layout(rounds=args.rounds, steps=args.steps, width=args.width, batch=args.batch,
+                            frames=126, bins=129, device=args.device)
+    print(f"baseline step, default layout / ours (channels-last on CPU): {statistics.median(layout):.2f}x "
+          f"(per round {min(layout):.2f}-{max(layout):.2f})")
 
 
 if __name__ == "__main__":

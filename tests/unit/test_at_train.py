@@ -230,3 +230,24 @@ def test_train_at_steps_the_cosine_once_per_batch_down_to_the_floor(monkeypatch)
     run(epochs=2, lr=1e-3, lr_schedule="cosine", patience=None)  # 24 items, batches of 8: 3 steps per epoch
     [(sched, opt)] = made
     assert sched.last_epoch == 6 and opt.param_groups[0]["lr"] == pytest.approx(5e-5)
+
+
+def test_cpu_layout_is_channels_last_and_computes_what_the_default_layout_does():
+    """to_device's channels-last weights (a speed choice) change the arithmetic's order
+    only: the same logits and gradients as the default layout, to float rounding."""
+    from xferlab.at.vgg import to_device
+
+    x, y = data(8, 4)
+    out = {}
+    for layout in ("default", "ours"):
+        net = tiny(0)
+        net = to_device(net, torch.device("cpu")) if layout == "ours" else net.to("cpu")
+        conv = net.features[2]  # 2 input channels: the layouts differ (a 1-channel conv is both)
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == (layout == "ours")
+        torch.manual_seed(0)  # the same dropout masks
+        logits = net(x)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        out[layout] = (logits.detach(), [p.grad.clone() for p in net.parameters()])
+    torch.testing.assert_close(out["ours"][0], out["default"][0], rtol=1e-5, atol=1e-6)
+    for ours, default in zip(out["ours"][1], out["default"][1]):
+        torch.testing.assert_close(ours, default, rtol=1e-4, atol=1e-6)

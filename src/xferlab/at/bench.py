@@ -23,7 +23,7 @@ import torch
 from xferlab.at.config import ATConfig
 from xferlab.at.taps import OrthCache
 from xferlab.at.train import _Stepper
-from xferlab.at.vgg import build_vgg, default_device
+from xferlab.at.vgg import build_vgg, default_device, to_device
 
 VARIANTS = ("baseline", "original", "ours")
 
@@ -33,13 +33,15 @@ class StepBench:
 
     def __init__(self, variant: str, layer: int | None, width: str | float = "vgg16_w8",
                  batch: int = 8, frames: int = 126, bins: int = 129, n_classes: int = 10,
-                 device: str | torch.device | None = None, seed: int = 0, batches: int = 4) -> None:
+                 device: str | torch.device | None = None, seed: int = 0, batches: int = 4,
+                 layout: str = "ours") -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
         self.dev = torch.device(device) if device else default_device()
-        self.net = build_vgg(width, n_classes, seed=seed).to(self.dev)
+        place = to_device if layout == "ours" else (lambda net, dev: net.to(dev))  # "default": plain .to()
+        self.net = place(build_vgg(width, n_classes, seed=seed), self.dev)
         cfg = ATConfig(layer=layer) if variant != "baseline" and layer is not None else None
-        orth = build_vgg(width, n_classes, seed=seed + 1).to(self.dev).eval().requires_grad_(False) if cfg else None
+        orth = place(build_vgg(width, n_classes, seed=seed + 1), self.dev).eval().requires_grad_(False) if cfg else None
         self.step = _Stepper(self.net, orth, cfg, seed, "direct" if variant == "original" else "auto")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=5e-5)
         gen = torch.Generator().manual_seed(seed)
@@ -120,3 +122,22 @@ def compare(layers: Iterable[int] = (2, 7, 12, 13), rounds: int = 5, steps: int 
         for b in benches.values():
             b.close()
     return out
+
+
+def compare_layout(rounds: int = 5, steps: int = 10, warmup: int = 1, **kwargs: object) -> list[float]:
+    """Per interleaved round, a baseline step in the default layout (a plain ``.to(device)``)
+    over one in ours (:func:`xferlab.at.vgg.to_device`): the speed-up of the layout alone."""
+    benches = {layout: StepBench("baseline", None, layout=layout, **kwargs)  # type: ignore[arg-type]
+               for layout in ("default", "ours")}
+    try:
+        for b in benches.values():
+            b.time(1, warmup=2)
+        ratios = []
+        for r in range(rounds):
+            order = ("default", "ours") if r % 2 == 0 else ("ours", "default")
+            secs = {layout: benches[layout].time(steps, warmup) for layout in order}
+            ratios.append(secs["default"] / secs["ours"])
+        return ratios
+    finally:
+        for b in benches.values():
+            b.close()

@@ -38,7 +38,7 @@ from xferlab.at.augment import SpecMask, mask_batch
 from xferlab.at.config import ATConfig
 from xferlab.at.loss import at_loss
 from xferlab.at.taps import ActivationTap, OrthCache, orth_activation
-from xferlab.at.vgg import default_device
+from xferlab.at.vgg import default_device, to_device
 from xferlab.errors import Diverged, UserError
 
 Split = tuple[Any, Any] | Dataset | DataLoader
@@ -211,12 +211,12 @@ def split_metrics(prefix: str, ev: Mapping[str, Any]) -> dict[str, float]:
 def _prepare(model: nn.Module, orth: nn.Module | None, cfg: ATConfig | None,
              device: torch.device) -> nn.Module | None:
     """Move models to the device; freeze the orthogonal one (eval, no grad, never stepped)."""
-    model.to(device)
+    to_device(model, device)
     if cfg is None:
         return None
     if orth is None:
         raise UserError("AT is enabled but no orthogonal model was given: set at.orthogonal or at.enabled=false")
-    return orth.to(device).eval().requires_grad_(False)
+    return to_device(orth, device).eval().requires_grad_(False)
 
 
 def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = None,
