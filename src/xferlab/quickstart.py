@@ -25,6 +25,8 @@ def stages() -> list[tuple[str, list[str]]]:
         ("synthetic speech corpus (small profile)", ["data", "synth", "--profile", "small"]),
         ("V2S source model (attrnn, small corpus)", ["run", str(q / "source.yaml")]),
         ("V2S on Coffee and GunPoint", ["run", str(q / "v2s.yaml")]),
+        ("synthetic speech corpus (speakers8 profile: the same voices, 8 utterances per word)",
+         ["data", "synth", "--profile", "speakers8"]),
         ("orthogonal model (speaker identity)", ["run", str(q / "orthogonal.yaml")]),
         ("anti-transfer: baseline vs AT, 3 seeds", ["run", str(q / "at.yaml")]),
     ]
