@@ -37,6 +37,8 @@ class StepBench:
                  layout: str = "ours") -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
+        if layout not in ("default", "ours"):
+            raise ValueError(f"unknown layout {layout!r}: use default (a plain .to(device)) or ours (to_device)")
         self.dev = torch.device(device) if device else default_device()
         place = to_device if layout == "ours" else (lambda net, dev: net.to(dev))  # "default": plain .to()
         self.net = place(build_vgg(width, n_classes, seed=seed), self.dev)
