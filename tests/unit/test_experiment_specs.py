@@ -75,3 +75,24 @@ def test_no_shipped_v2s_spec_validates_on_the_test_split():
     assert modes and {mode for _, mode in modes} == {"holdout"}, sorted(m for m in modes if m[1] != "holdout")
     assert load_spec(ROOT / "experiments/v2s/table2.yaml", ["train.val_mode=paper"]).instances[0].cfg.train.val_mode \
         == "paper"
+
+
+def test_every_at_instance_reads_the_magnitude_its_pretrained_model_was_trained_on():
+    """AT and init.from refuse a registered model of the other magnitude at run time; a
+    shipped spec whose `pretrain:` spec trains the model on the other magnitude would fail
+    on every run (a base spec changing magnitude once broke two specs built on it)."""
+    from xferlab.kinds import get_kind
+    from xferlab.runner import makers_of
+
+    checked, wrong = 0, []
+    for spec in SPECS:
+        for inst in load_spec(spec).instances:
+            if inst.kind != "at":
+                continue
+            for need in get_kind(inst.kind).needs(inst.cfg):
+                [maker] = makers_of(need, inst)
+                checked += 1
+                if maker.cfg.model.magnitude != inst.cfg.model.magnitude:
+                    wrong.append(f"{spec.name} {inst.cell}: {inst.cfg.model.magnitude} vs {need.model} "
+                                 f"{maker.cfg.model.magnitude}")
+    assert checked > 50 and not wrong, wrong[:5]
