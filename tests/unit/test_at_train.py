@@ -251,3 +251,15 @@ def test_cpu_layout_is_channels_last_and_computes_what_the_default_layout_does()
     torch.testing.assert_close(out["ours"][0], out["default"][0], rtol=1e-5, atol=1e-6)
     for ours, default in zip(out["ours"][1], out["default"][1]):
         torch.testing.assert_close(ours, default, rtol=1e-4, atol=1e-6)
+
+
+def test_a_cpu_training_checkpoint_loads_into_a_default_layout_network(tmp_path):
+    """train_at trains channels-last on the CPU; its checkpoint (strides and all) loads into
+    a fresh network in the default layout, which then computes the same logits."""
+    res = run(checkpoint_path=str(tmp_path / "best.pt"))
+    assert res.model.features[2].weight.is_contiguous(memory_format=torch.channels_last)
+    fresh = tiny(5)
+    fresh.load_state_dict(torch.load(tmp_path / "best.pt", weights_only=True))
+    assert not fresh.features[2].weight.is_contiguous(memory_format=torch.channels_last)
+    x, _ = data(6, 7)
+    torch.testing.assert_close(fresh.eval()(x), res.model.eval()(x), rtol=1e-5, atol=1e-6)
