@@ -14,11 +14,13 @@ Each step draws its batch by index from a small item set, as a loader would.
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping, TypeVar
 
 import torch
+from torch import nn
 
 from xferlab.at.config import ATConfig
 from xferlab.at.taps import OrthCache
@@ -26,6 +28,7 @@ from xferlab.at.train import _Stepper
 from xferlab.at.vgg import build_vgg, default_device, to_device
 
 VARIANTS = ("baseline", "original", "ours")
+K = TypeVar("K")
 
 
 class StepBench:
@@ -40,7 +43,7 @@ class StepBench:
         if layout not in ("default", "ours"):
             raise ValueError(f"unknown layout {layout!r}: use default (a plain .to(device)) or ours (to_device)")
         self.dev = torch.device(device) if device else default_device()
-        place = to_device if layout == "ours" else (lambda net, dev: net.to(dev))  # "default": plain .to()
+        place = to_device if layout == "ours" else nn.Module.to  # "default": a plain .to(device)
         self.net = place(build_vgg(width, n_classes, seed=seed), self.dev)
         cfg = ATConfig(layer=layer) if variant != "baseline" and layer is not None else None
         orth = place(build_vgg(width, n_classes, seed=seed + 1), self.dev).eval().requires_grad_(False) if cfg else None
@@ -99,6 +102,26 @@ def bench_step(width: str | float = "vgg16_w8", layer: int | None = None, batch:
         bench.close()
 
 
+@contextlib.contextmanager
+def _warmed(benches: Mapping[K, StepBench]) -> Iterator[Mapping[K, StepBench]]:
+    """The benches after an untimed allocator and kernel warm-up; closed on exit."""
+    try:
+        for b in benches.values():
+            b.time(1, warmup=2)
+        yield benches
+    finally:
+        for b in benches.values():
+            b.close()
+
+
+def _timed_round(benches: Mapping[K, StepBench], r: int, steps: int, warmup: int) -> dict[K, float]:
+    """Seconds per step of each bench, timed back to back in an order rotated by round ``r``,
+    so a busy machine slows them alike."""
+    keys = list(benches)
+    k = r % len(keys)
+    return {key: benches[key].time(steps, warmup) for key in keys[k:] + keys[:k]}
+
+
 def compare(layers: Iterable[int] = (2, 7, 12, 13), rounds: int = 5, steps: int = 10,
             warmup: int = 1, **kwargs: object) -> dict[str, dict[int, list[float]]]:
     """Interleaved rounds: in each round and tap, baseline, original and ours are timed back
@@ -108,21 +131,15 @@ def compare(layers: Iterable[int] = (2, 7, 12, 13), rounds: int = 5, steps: int 
     "ours": {tap: [ratio per round]}}.
     """
     layers = list(layers)
-    benches = {(v, t): StepBench(v, t, **kwargs) for t in layers for v in VARIANTS}  # type: ignore[arg-type]
     out: dict[str, dict[int, list[float]]] = {"baseline_s": {}, "original": {}, "ours": {}}
-    try:
-        for b in benches.values():
-            b.time(1, warmup=2)  # allocator and kernel warm-up, untimed
+    per_tap = {t: {v: StepBench(v, t, **kwargs) for v in VARIANTS} for t in layers}  # type: ignore[arg-type]
+    with _warmed({(v, t): b for t, bs in per_tap.items() for v, b in bs.items()}):
         for r in range(rounds):
             for t in layers:
-                order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
-                secs = {v: benches[(v, t)].time(steps, warmup) for v in order}
+                secs = _timed_round(per_tap[t], r, steps, warmup)
                 out["baseline_s"].setdefault(t, []).append(secs["baseline"])
                 for v in ("original", "ours"):
                     out[v].setdefault(t, []).append(secs[v] / secs["baseline"])
-    finally:
-        for b in benches.values():
-            b.close()
     return out
 
 
@@ -131,15 +148,6 @@ def compare_layout(rounds: int = 5, steps: int = 10, warmup: int = 1, **kwargs: 
     over one in ours (:func:`xferlab.at.vgg.to_device`): the speed-up of the layout alone."""
     benches = {layout: StepBench("baseline", None, layout=layout, **kwargs)  # type: ignore[arg-type]
                for layout in ("default", "ours")}
-    try:
-        for b in benches.values():
-            b.time(1, warmup=2)
-        ratios = []
-        for r in range(rounds):
-            order = ("default", "ours") if r % 2 == 0 else ("ours", "default")
-            secs = {layout: benches[layout].time(steps, warmup) for layout in order}
-            ratios.append(secs["default"] / secs["ours"])
-        return ratios
-    finally:
-        for b in benches.values():
-            b.close()
+    with _warmed(benches):
+        rounds_secs = [_timed_round(benches, r, steps, warmup) for r in range(rounds)]
+    return [secs["default"] / secs["ours"] for secs in rounds_secs]

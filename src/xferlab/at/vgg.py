@@ -127,8 +127,9 @@ def to_device(net: nn.Module, device: torch.device) -> nn.Module:
     Why: with channels-last weights PyTorch's CPU convolutions take oneDNN's path, which
     at the narrow widths the offline analogues train runs a training step 1.4x (width 1/8)
     to 1.9x (width 1/16) faster than the default layout (``bench/bench_at_step.py`` prints
-    the ratio), with the same logits and gradients to float rounding. CUDA keeps the default layout: not measured
-    there. Inputs need no change; activations come out channels-last (``reshape`` copes).
+    the ratio), with the same logits and gradients to float rounding. CUDA keeps the default
+    layout: not measured there. Inputs need no change; activations come out channels-last
+    (``reshape`` copes).
     """
     net.to(device)
     if device.type == "cpu":
