@@ -142,14 +142,25 @@ def drop_unfit(instances: list[Instance]) -> list[Instance]:
 
 def plan(instances: Iterable[Instance], force: bool, role: str = "final") -> tuple[list[Instance], list[Outcome]]:
     """Split instances into those to run and those with a FINISHED run of the same role
-    (skipped). A run recorded before the hash scheme changed is found by its old hash."""
+    (skipped). A run recorded before the hash scheme changed is found by its old hash. A run
+    made with another version of a registered model than the one a new run would load (the
+    champion moved) does not count: the instance runs again, and one line says why."""
     from xferlab.tracking import finished_runs
+    from xferlab.tracking.lineage import expected_lineage, stale_reason
 
     instances = list(instances)
     done = {} if force else finished_runs([h for i in instances for h in i.hashes], role=role)
-    found = {i.hash: next((done[h] for h in i.hashes if h in done), None) for i in instances}
+    found, stale, memo = {}, [], {}
+    for inst in instances:
+        run = next((done[h] for h in inst.hashes if h in done), None)
+        reason = run and stale_reason(run.data.tags, expected_lineage(inst, memo))
+        if reason:
+            stale.append(reason)
+        found[inst.hash] = None if reason else run
+    if stale:
+        print(f"{len(stale)} finished run(s) made with another model version run again ({stale[0]})")
     todo = [i for i in instances if not found[i.hash]]
-    return todo, [Outcome(i, "SKIPPED", found[i.hash] or "") for i in instances if found[i.hash]]
+    return todo, [Outcome(i, "SKIPPED", found[i.hash].info.run_id) for i in instances if found[i.hash]]
 
 
 # ---------------------------------------------------------------------------------------

@@ -210,6 +210,43 @@ def test_cosine_schedule_anneals_per_step_from_the_rate_to_a_twentieth():
         schedule(opt, "step", 1, range(10))
 
 
+def rates_of(kind: str, epochs: int, steps: int, warmup: float, lr: float = 1e-3) -> list[float]:
+    from xferlab.at.train import schedule
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = schedule(opt, kind, epochs, range(steps), warmup)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(epochs * steps):
+        opt.step()
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    return rates
+
+
+def test_warm_up_ramps_the_rate_linearly_then_hands_over_to_the_schedule():
+    """Worked example: 2 epochs of 10 batches, half an epoch of warm-up (5 steps): the rate
+    rises 1/5, 2/5 ... 5/5 of lr, then stays (constant) or anneals to lr/20 over the other
+    15 steps (cosine)."""
+    constant = rates_of("constant", 2, 10, 0.5)
+    assert constant[:6] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3, 1e-3])
+    assert constant[5:] == pytest.approx([1e-3] * 16)
+    cosine = rates_of("cosine", 2, 10, 0.5)
+    assert cosine[:5] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])
+    assert cosine[5 + 15] == pytest.approx(5e-5)  # the floor after the last step
+    assert cosine[5 + 7] == pytest.approx(5e-5 + (1e-3 - 5e-5) / 2 * (1 + math.cos(math.pi * 7 / 15)))
+    plain = rates_of("cosine", 2, 10, 0.0)  # no warm-up: the cosine from the first step, as before
+    assert plain[0] == pytest.approx(1e-3) and plain[10] == pytest.approx(5e-5 + (1e-3 - 5e-5) / 2)
+
+
+def test_a_warm_up_run_trains_differently_and_a_negative_one_is_refused():
+    from xferlab.kinds.at import ATSpec, check_warmup
+    from xferlab.schema import build
+
+    assert run(epochs=1).history[0]["train_loss"] != run(epochs=1, lr_warmup=0.5).history[0]["train_loss"]
+    with pytest.raises(UserError, match=r"train.lr_warmup=-1.0 .* use 0 \(none\)"):
+        check_warmup(build(ATSpec, {"train": {"lr_warmup": -1.0}}))
+
+
 def test_a_cosine_run_trains_differently_from_a_constant_one():
     constant, cosine = run(epochs=3), run(epochs=3, lr_schedule="cosine")
     assert constant.history[0]["train_loss"] != cosine.history[0]["train_loss"]  # the rate falls within epoch 1
@@ -222,8 +259,8 @@ def test_train_at_steps_the_cosine_once_per_batch_down_to_the_floor(monkeypatch)
     made = []
     real = at_train.schedule
 
-    def spy(opt, kind, epochs, loader):
-        made.append((real(opt, kind, epochs, loader), opt))
+    def spy(opt, kind, epochs, loader, warmup):
+        made.append((real(opt, kind, epochs, loader, warmup), opt))
         return made[-1][0]
 
     monkeypatch.setattr(at_train, "schedule", spy)

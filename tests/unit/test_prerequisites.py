@@ -79,3 +79,70 @@ def test_a_disabled_orthogonal_model_is_not_needed(specs: Path):
 def test_a_pinned_uri_is_never_planned(specs: Path):
     instances = load_spec(specs / "at.yaml", ["at.orthogonal=models:/ortho-a/1"]).instances
     assert missing_prerequisites(instances) == {}
+
+
+# -- a FINISHED run counts only while the models it loaded are the ones a new run would load --
+def finished_run(instance, loaded: str | None) -> str:
+    """A FINISHED run of ``instance`` that recorded loading ``loaded`` (as the AT job does)."""
+    from xferlab.tracking import record_lineage, resolve_model, start_instance_run
+
+    with start_instance_run(instance) as run:
+        if loaded:
+            record_lineage(run, resolve_model(loaded), role="orthogonal")
+    return run.run_id
+
+
+def register_scored(name: str, metric: float) -> None:
+    from xferlab.tracking import register_torch_state, start_run
+
+    with start_run("sources", f"make {name}") as run:
+        register_torch_state({"w": torch.zeros(2)}, {"width": 0.03125, "n_classes": 2}, name, run, metric=metric)
+
+
+def test_a_run_made_with_a_replaced_champion_runs_again(specs: Path, capsys: pytest.CaptureFixture[str]):
+    from xferlab.runner import plan
+
+    register_scored("ortho-a", 0.5)
+    inst = load_spec(specs / "at.yaml", ["at.orthogonal=ortho-a"]).instances[0]
+    first = finished_run(inst, "ortho-a")
+    todo, skipped = plan([inst], force=False)
+    assert not todo and skipped[0].run_id == first
+    register_scored("ortho-a", 0.4)  # version 2, worse: the champion stays version 1
+    assert not plan([inst], force=False)[0]
+    register_scored("ortho-a", 0.9)  # version 3 becomes the champion: the old result answers another question
+    todo, skipped = plan([inst], force=False)
+    assert todo == [inst] and not skipped
+    assert "used models:/ortho-a/1; its orthogonal model is now models:/ortho-a/3" in capsys.readouterr().out
+    second = finished_run(inst, "ortho-a")
+    todo, skipped = plan([inst], force=False)
+    assert not todo and skipped[0].run_id == second
+
+
+def test_a_pinned_version_and_a_baseline_are_never_stale(specs: Path):
+    from xferlab.runner import plan
+
+    register_scored("ortho-a", 0.5)
+    pinned = load_spec(specs / "at.yaml", ["at.orthogonal=models:/ortho-a/1"]).instances[0]
+    baseline = load_spec(specs / "at.yaml", ["at.orthogonal=ortho-a", "at.enabled=false"]).instances[0]
+    finished_run(pinned, "models:/ortho-a/1")
+    finished_run(baseline, None)  # loads nothing, records nothing
+    register_scored("ortho-a", 0.9)
+    assert plan([pinned, baseline], force=False)[0] == []
+
+
+def test_a_claim_does_not_count_a_stale_run(specs: Path):
+    """Two processes sharing the store: the claim agrees with the plan (a stale FINISHED run
+    does not hold the instance; a current one does)."""
+    from xferlab.tracking import record_lineage, resolve_model, start_instance_run
+    from xferlab.tracking.claims import ClaimLost, hold
+
+    register_scored("ortho-a", 0.5)
+    inst = load_spec(specs / "at.yaml", ["at.orthogonal=ortho-a"]).instances[0]
+    finished_run(inst, "ortho-a")
+    register_scored("ortho-a", 0.9)
+    with start_instance_run(inst) as run:
+        hold(run, "final")  # won: the FINISHED run used version 1
+        record_lineage(run, resolve_model("ortho-a"), role="orthogonal")
+    with pytest.raises(ClaimLost):
+        with start_instance_run(inst) as run:
+            hold(run, "final")  # taken: the run above used the champion, version 2

@@ -189,6 +189,29 @@ def test_consistency_flags_config_and_code_minorities():
     assert list(kept["run_id"]) == ["r1", "r2", "r5"]  # a lone run is its own majority
 
 
+def test_consistency_flags_a_run_made_with_another_model_version():
+    uri = "tags.xferlab.source_uri"
+    runs = pd.DataFrame([v2s_run(1, "Coffee", 0.9, seed=0, **{uri: "models:/attrnn/2"}),
+                         v2s_run(2, "Coffee", 0.9, seed=1, **{uri: "models:/attrnn/2"}),
+                         v2s_run(3, "Coffee", 0.9, seed=2, **{uri: "models:/attrnn/1"})])
+    flags = frames.consistency(v2s_tables.prepare(runs), ["dataset", "column"])
+    assert list(zip(flags["run_id"], flags["kind"])) == [("r3", "model")]
+    assert flags["detail"].iloc[0] == "loaded models:/attrnn/1 (majority models:/attrnn/2)"
+
+
+def test_a_rerun_of_an_instance_supersedes_its_older_runs():
+    """One instance is one seed: a --force rerun (or one after the model it loaded was
+    replaced) replaces the older FINISHED run; other roles, statuses and instances stay, and
+    a study's trials of one setting are all trials."""
+    h, role, status = "tags.xferlab.spec_hash", "tags.xferlab.role", "status"
+    runs = pd.DataFrame([v2s_run(1, "Coffee", 0.9, **{h: "a"}), v2s_run(2, "Coffee", 0.8, **{h: "a"}),
+                         v2s_run(3, "Coffee", 0.7, **{h: "a", role: "trial"}),
+                         v2s_run(7, "Coffee", 0.7, **{h: "a", role: "trial"}),
+                         v2s_run(4, "Coffee", 0.6, **{h: "a", status: "FAILED"}),
+                         v2s_run(5, "Coffee", 0.5, **{h: "b"}), v2s_run(6, "Coffee", 0.4)])
+    assert list(runs["run_id"][frames.superseded(runs)]) == ["r1"]
+
+
 def test_select_on_validation_keeps_the_lowest_val_loss_setting_per_cell():
     sel = {"tags.xferlab.select": "model.dropout,model.seg", "params.model.seg": "1"}
 

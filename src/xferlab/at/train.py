@@ -226,7 +226,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
              on_epoch: EpochCallback | None = None, checkpoint_path: str | None = None,
              device: str | torch.device | None = None, orth_cache: bool = True,
              orth_cache_bytes: int | None = None, orth_cache_dir: str | None = None,
-             augment: SpecMask | None = None, lr_schedule: str = "constant") -> ATResult:
+             augment: SpecMask | None = None, lr_schedule: str = "constant",
+             lr_warmup: float = 0.0) -> ATResult:
     """Train ``model`` (CE, plus the AT term when ``at_cfg`` is enabled) with Adam, no weight
     decay, early stopping on the validation loss (CE + AT) and the best checkpoint reloaded.
 
@@ -238,7 +239,8 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     ``Diverged`` when no epoch has a finite validation loss. ``augment``: SpecAugment-style
     masks on the training batches (:mod:`xferlab.at.augment`; none by default, as the paper).
     ``lr_schedule="cosine"`` anneals the rate per step to lr/20, planned over all ``epochs``
-    (an early stop cuts it off before the floor); ``constant`` is the paper's.
+    (an early stop cuts it off before the floor); ``constant`` is the paper's. ``lr_warmup``
+    epochs of linear warm-up come first (:func:`schedule`).
     """
     cfg = ATConfig.from_mapping(at_cfg)
     dev = torch.device(device) if device is not None else default_device()
@@ -256,7 +258,7 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
                                      batch_size, name == "train", seed if name == "train" else 0)
                    for name, data in splits.items()}
         ckpt = checkpoint_path or os.path.join(tmp, "best.pt")
-        sched = schedule(opt, lr_schedule, int(epochs), loaders["train"])
+        sched = schedule(opt, lr_schedule, int(epochs), loaders["train"], lr_warmup)
         history, best_epoch, stopped = _fit(step, loaders, caches, opt, dev, epochs, patience, on_epoch, ckpt, sched)
         model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
         metrics, preds = {"best_epoch": float(best_epoch)}, {}
@@ -267,18 +269,28 @@ def train_at(model: nn.Module, train: Split, val: Split, test: Split | None = No
     return ATResult(model, history, metrics, best_epoch, len(history), stopped, preds)
 
 
-def schedule(opt: torch.optim.Optimizer, kind: str, epochs: int, loader: Any,
+def schedule(opt: torch.optim.Optimizer, kind: str, epochs: int, loader: Any, warmup: float = 0.0,
              ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """None for ``constant``; for ``cosine`` a per-step cosine from the rate to rate/20 over
-    ``epochs`` passes of ``loader`` (an early stop cuts it off before the floor). The floor
-    keeps the last epochs learning, as ``xferlab.v2s.pretrain`` does. Only a cosine asks
-    the loader for its length."""
-    if kind == "constant":
-        return None
-    if kind != "cosine":
+    """The per-step rate schedule: None for ``constant`` without warm-up; ``cosine`` goes
+    from the rate to rate/20 over ``epochs`` passes of ``loader`` (an early stop cuts it off
+    before the floor; the floor keeps the last epochs learning, as ``xferlab.v2s.pretrain``
+    does). ``warmup`` > 0 first raises the rate linearly, rate/W, 2 rate/W ... rate, over
+    that many epochs' steps (W) (a higher rate without killing the ReLUs of narrow layers in the
+    first steps), and the schedule runs over the rest. Only a cosine or a warm-up asks the
+    loader for its length."""
+    if kind not in ("constant", "cosine"):
         raise UserError(f"unknown train.lr_schedule {kind!r}; use constant or cosine")
+    if kind == "constant" and warmup <= 0:
+        return None
+    total = max(1, epochs * len(loader))
+    warm = min(total - 1, round(warmup * len(loader))) if warmup > 0 else 0
     floor = opt.param_groups[0]["lr"] / 20.0
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader)), eta_min=floor)
+    after = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total - warm), eta_min=floor)
+             if kind == "cosine" else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0))
+    if warm <= 0:
+        return after
+    ramp = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+    return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, after], milestones=[warm])
 
 
 def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,

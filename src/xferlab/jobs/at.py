@@ -107,7 +107,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     masks = SpecMask(t.mask_freq, t.mask_freq_width, t.mask_time, t.mask_time_width)
     result = train_at(model, data["train"], data["val"], data["test"], epochs=t.epochs, lr=t.lr,
                       batch_size=t.batch_size, patience=t.patience, seed=instance.seed, augment=masks,
-                      lr_schedule=t.lr_schedule,
+                      lr_schedule=t.lr_schedule, lr_warmup=t.lr_warmup,
                       orth_model=orth, at_cfg=at_cfg, on_epoch=run.log_epoch,
                       checkpoint_path=str(kept / STATE_FILE))
     metrics = final_metrics(result)

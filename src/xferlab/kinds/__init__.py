@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Load:
+    """A registered model a run of the kind loads, as its lineage tags name it."""
+
+    role: str  # the run's lineage tags are xferlab.<role>_uri / _version (source, orthogonal, init)
+    ref: str  # registry name or models:/ URI, as the spec gives it
+    key: str  # the spec key naming it, for messages
+
+
+@dataclass(frozen=True)
 class Prerequisite:
     """A registered model an instance loads, and the spec that trains it when missing."""
 
@@ -32,7 +41,7 @@ class Prerequisite:
     key: str  # the spec key naming the model, for messages
 
 
-def _none(cfg: Any) -> list[Prerequisite]:
+def _none(cfg: Any) -> list[Any]:
     return []
 
 
@@ -52,6 +61,9 @@ class Kind:
     job: str  # "module:function", job(instance, run) -> final metrics
     checks: tuple[Callable[[Any], None], ...] = ()  # typed cfg -> None or UserError (dry run)
     needs: Callable[[Any], list[Prerequisite]] = _none  # typed cfg -> models to have first
+    # typed cfg -> every registered model a run loads: a FINISHED run made with another
+    # version than the one a new run would load now is not this instance's result any more
+    loads: Callable[[Any], list[Load]] = _none
     registers: Callable[["Instance"], str | None] = _nothing  # the model name a run registers
     after_grid: str | None = None  # "module:function"(first instance) -> line to print, after a grid ran
     # instance -> None, or why its data cannot take this setting (a grid cell such as seg 10

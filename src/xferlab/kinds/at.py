@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Optional
 
 from xferlab.errors import UserError
-from xferlab.kinds import Kind, Prerequisite, model_ref
+from xferlab.kinds import Kind, Load, Prerequisite, model_ref
 from xferlab.schema import OMIT_DEFAULT, Data, Train
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class ATTrain(Train):
     # "cosine": the rate anneals per step to lr/20, planned over train.epochs (as the V2S source's);
     # "constant" is the paper's Adam.
     lr_schedule: Literal["constant", "cosine"] = field(default="constant", metadata={OMIT_DEFAULT: True})
+    # epochs (a fraction allowed) of linear warm-up from lr/steps to lr before the schedule;
+    # 0: none, as the paper
+    lr_warmup: float = field(default=0.0, metadata={OMIT_DEFAULT: True})
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,11 @@ def check_dropout(cfg: ATSpec) -> None:
         raise UserError(f"model.dropout={cfg.model.dropout} is out of range: use a value in [0, 1)")
 
 
+def check_warmup(cfg: ATSpec) -> None:
+    if cfg.train.lr_warmup < 0:
+        raise UserError(f"train.lr_warmup={cfg.train.lr_warmup} is negative: use 0 (none) or the epochs of warm-up")
+
+
 def check_masks(cfg: ATSpec) -> None:
     """SpecAugment-style masks: counts >= 0, widths fractions of the axis in [0, 1]."""
     t = cfg.train
@@ -105,14 +113,18 @@ def check_orthogonal(cfg: ATSpec) -> None:
         raise UserError("at.enabled is true but at.orthogonal names no model: set at.orthogonal=<registered name>")
 
 
-def needs(cfg: ATSpec) -> list[Prerequisite]:
-    """The weight-init model and the orthogonal model, when ``at.pretrain`` says how to train them."""
-    out = []
-    if cfg.at.pretrain and model_ref(cfg.init.from_):
-        out.append(Prerequisite(cfg.init.from_, cfg.at.pretrain, "init.from"))
-    if cfg.at.pretrain and cfg.at.enabled and model_ref(cfg.at.orthogonal):
-        out.append(Prerequisite(cfg.at.orthogonal, cfg.at.pretrain, "at.orthogonal"))
+def loads(cfg: ATSpec) -> list[Load]:
+    """The weight-init model (``init.from``) and, under AT, the orthogonal model."""
+    out = [Load("init", cfg.init.from_, "init.from")] if cfg.init.from_ else []
+    if cfg.at.enabled and cfg.at.orthogonal:
+        out.append(Load("orthogonal", cfg.at.orthogonal, "at.orthogonal"))
     return out
+
+
+def needs(cfg: ATSpec) -> list[Prerequisite]:
+    """The models it loads, when ``at.pretrain`` says how to train them."""
+    return [Prerequisite(load.ref, cfg.at.pretrain, load.key) for load in loads(cfg)
+            if cfg.at.pretrain and model_ref(load.ref)]
 
 
 def registers(instance: "Instance") -> Optional[str]:
@@ -123,5 +135,5 @@ def registers(instance: "Instance") -> Optional[str]:
 
 KIND = Kind(name="at", help="VGG16 on spectrograms: baseline, weight-init or anti-transfer", schema=ATSpec,
             paper="antitransfer", experiment="antitransfer", job="xferlab.jobs.at:run",
-            checks=(check_layer, check_dropout, check_masks, check_orthogonal), needs=needs, registers=registers,
-            after_grid="xferlab.jobs.summary:after_grid")
+            checks=(check_layer, check_dropout, check_masks, check_warmup, check_orthogonal), needs=needs, loads=loads,
+            registers=registers, after_grid="xferlab.jobs.summary:after_grid")

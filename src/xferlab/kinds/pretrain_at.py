@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xferlab.kinds import Kind
-from xferlab.kinds.at import ATModel, ATTrain, check_dropout, check_masks
+from xferlab.kinds.at import ATModel, ATTrain, check_dropout, check_masks, check_warmup
 from xferlab.schema import Data
 
 if TYPE_CHECKING:
@@ -27,4 +27,4 @@ def registers(instance: "Instance") -> str:
 
 KIND = Kind(name="pretrain_at", help="train and register an orthogonal VGG16", schema=PretrainATSpec,
             paper="antitransfer", experiment="sources", job="xferlab.jobs.at:run", registers=registers,
-            checks=(check_dropout, check_masks))
+            checks=(check_dropout, check_masks, check_warmup))

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Optional
 
 from xferlab.errors import UserError
-from xferlab.kinds import Kind, Prerequisite, model_ref
+from xferlab.kinds import Kind, Load, Prerequisite, model_ref
 from xferlab.schema import Data, Mapping_, Train
 
 if TYPE_CHECKING:
@@ -51,11 +51,15 @@ class V2SSpec:
     analysis: Analysis = field(default_factory=Analysis)
 
 
+def loads(cfg: V2SSpec) -> list[Load]:
+    """The frozen source AM."""
+    return [Load("source", cfg.model.source, "model.source")]
+
+
 def needs(cfg: V2SSpec) -> list[Prerequisite]:
     """The source AM, when the spec says how to pretrain it."""
-    if cfg.model.pretrain and model_ref(cfg.model.source):
-        return [Prerequisite(cfg.model.source, cfg.model.pretrain, "model.source")]
-    return []
+    return [Prerequisite(load.ref, cfg.model.pretrain, load.key) for load in loads(cfg)
+            if cfg.model.pretrain and model_ref(load.ref)]
 
 
 @lru_cache(maxsize=64)
@@ -91,4 +95,5 @@ def unfit(instance: "Instance") -> str | None:
 
 
 KIND = Kind(name="v2s", help="Voice2Series reprogramming (or TF_a) on a UCR set", schema=V2SSpec,
-            paper="v2s", experiment="v2s", job="xferlab.jobs.v2s:run", needs=needs, unfit=unfit)
+            paper="v2s", experiment="v2s", job="xferlab.jobs.v2s:run", needs=needs, loads=loads,
+            unfit=unfit)

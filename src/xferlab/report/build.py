@@ -47,12 +47,20 @@ def select_items(names: Sequence[str]) -> list[str]:
 
 
 def flags_section(ctx: Context) -> Section:
-    sec = Section("flags", "Flagged runs: configuration or code differs from the cell's majority")
+    sec = Section("flags", "Flagged runs: configuration, code or model version differs from the cell's majority")
     cols = ["table", "cell", "run_id", "run_name", "kind", "detail", "policy"]
-    frame = pd.concat([f[cols] for f in ctx.flags.values()], ignore_index=True) if ctx.flags else pd.DataFrame(
-        columns=cols)
+    frames = [f[cols] for f in ctx.flags.values()]
+    if len(ctx.superseded):
+        old = ctx.superseded
+        frames.append(pd.DataFrame({"table": "(all)", "cell": column(old, "tags.xferlab.spec"), "run_id": old["run_id"],
+                                    "run_name": column(old, "run_name"), "kind": "superseded",
+                                    "detail": "a newer FINISHED run of the same instance exists",
+                                    "policy": "excluded"}))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     notes = ["config: the run's params (all but the seed) differ from the majority of its table cell; "
-             "code: its git commit differs. Numbers include flagged runs unless --strict."]
+             "code: its git commit differs; model: it loaded another version of a registered model. "
+             "Numbers include flagged runs unless --strict. superseded: a rerun of the same instance "
+             "(--force, or a new champion of a model it loads) replaced it; never counted."]
     if frame.empty:
         notes.append("no run differs from its cell's majority")
     files = write_table(frame, ctx.out / "tables", "flags", sec.title, "", notes)
@@ -63,7 +71,7 @@ def flags_section(ctx: Context) -> Section:
 
 def inventory_section(ctx: Context) -> Section:
     sec = Section("inventory", "What the store holds: runs per experiment, role and status")
-    runs = ctx.runs
+    runs = ctx.fetched.frame
     if runs.empty:
         frame = pd.DataFrame(columns=["experiment", "role", "status", "runs"])
         sec.missing.append(no_runs("any item", f"experiments: {', '.join(ctx.fetched.experiments) or 'none'}"))

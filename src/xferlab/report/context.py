@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from xferlab.report.frames import consistency, drop_flagged
+from xferlab.report.frames import consistency, drop_flagged, superseded
 from xferlab.report.items import title
 from xferlab.report.query import Fetched, Query
 from xferlab.report.sections import Section, TableOut
@@ -31,7 +31,10 @@ class Context:
     """What items share: the fetched runs, options, output folder, memo and flags."""
 
     def __init__(self, fetched: Fetched, out: Path, options: Options) -> None:
-        self.fetched, self.runs, self.out, self.options = fetched, fetched.frame, out, options
+        self.fetched, self.out, self.options = fetched, out, options
+        older = superseded(fetched.frame) if len(fetched.frame) else pd.Series(dtype=bool)
+        self.runs = fetched.frame[~older] if older.any() else fetched.frame  # one run per instance
+        self.superseded = fetched.frame[older] if older.any() else fetched.frame.iloc[:0]
         self._memo: dict[str, Any] = {}
         self.flags: dict[str, pd.DataFrame] = {}  # table -> flagged runs (with the cell's key columns)
         self.selections: dict[str, pd.DataFrame] = {}  # table -> settings chosen on validation per cell

@@ -1,10 +1,13 @@
 """Pure helpers shared by the table builders: aggregation over seeds and mismatch flags.
 
-Every run of one table cell should differ from its neighbours in the seed only. Two
+Every run of one table cell should differ from its neighbours in the seed only. Three
 things can silently break that: a different configuration (a spec edited between runs,
-an override) and different code. :func:`consistency` finds, per cell, the majority
-configuration (all params but the seed) and the majority commit, and flags the others;
-the report lists them and marks the cell, and ``--strict`` drops them from the numbers.
+an override), different code and another version of a registered model it loaded (a
+source or orthogonal model re-trained under its name). :func:`consistency` finds, per
+cell, the majority of each and flags the others; the report lists them and marks the cell,
+and ``--strict`` drops them from the numbers. A run superseded by a newer FINISHED run of
+the same instance (:func:`superseded`: a ``--force`` rerun, or a rerun after the model it
+loaded was replaced) is never counted: one instance is one seed.
 """
 from __future__ import annotations
 
@@ -21,6 +24,23 @@ SELECT_TAG = "tags.xferlab.select"  # keys chosen on validation (the spec's `sel
 SELECTION_COLUMNS = ["settings", "chosen", "runs", "val_accuracy", "test_accuracy", "best_test_accuracy",
                      "validation", "left_out"]
 VAL_MODE_TAG = "tags.xferlab.val_mode"  # V2S: holdout | paper (validation = the UCR test split)
+LINEAGE_TAGS = tuple(f"tags.xferlab.{role}_uri" for role in ("source", "orthogonal", "init"))  # models it loaded
+INSTANCE_TAGS = ("tags.xferlab.spec_hash", "tags.xferlab.role")
+
+
+def superseded(frame: pd.DataFrame) -> pd.Series:
+    """True for a FINISHED run with a newer FINISHED run of the same instance (spec hash and
+    role): the instance's result is its newest run, so a rerun never adds a seed to a cell.
+    Tuning trials are exempt: a study may sample one setting twice, and each is a trial."""
+    finished = ((column(frame, "status") == "FINISHED") & column(frame, INSTANCE_TAGS[0]).notna()
+                & (column(frame, INSTANCE_TAGS[1]) != "trial"))
+    if not finished.any():
+        return pd.Series(False, index=frame.index)
+    keys = frame.loc[finished, list(INSTANCE_TAGS)].astype(str).agg("\x00".join, axis=1)
+    start = column(frame, "start_time", 0).fillna(0).astype(float)[finished]
+    out = pd.Series(False, index=frame.index)
+    out[finished] = start < start.groupby(keys).transform("max")
+    return out
 
 
 def stats(values: pd.Series) -> tuple[float, float, int]:
@@ -129,7 +149,7 @@ def _param_diff(run: pd.Series, ref: pd.Series) -> str:
 
 
 def consistency(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Runs that differ from their cell's majority: run_id, cell, kind (config | code), detail."""
+    """Runs that differ from their cell's majority: run_id, cell, kind (config | code | model), detail."""
     columns = ["run_id", "run_name", "cell", "kind", "detail", *by]
     if frame.empty:
         return pd.DataFrame(columns=columns)
@@ -137,13 +157,19 @@ def consistency(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     start = column(frame, "start_time", 0).fillna(0)
     keys = config_key(frame)
     commits = column(frame, COMMIT_TAG).fillna("unknown").astype(str)
+    lineage = [column(frame, tag).fillna("").astype(str) for tag in LINEAGE_TAGS]
+    models = pd.Series([", ".join(u for u in uris if u) for uris in zip(*lineage)], index=frame.index, dtype=object)
     major_key, major_commit = majority(cells, keys, start), majority(cells, commits, start)
+    major_models = majority(cells, models, start)
     rows: list[dict[str, object]] = []
     for i in frame.index[keys != major_key]:  # few: detail row by row
         ref = frame.loc[(cells == cells[i]) & (keys == major_key[i])].iloc[0]
         rows.append(dict(kind="config", detail=_param_diff(frame.loc[i], ref), index=i))
     for i in frame.index[commits != major_commit]:
         rows.append(dict(kind="code", detail=f"commit {commits[i][:12]} (majority {major_commit[i][:12]})", index=i))
+    for i in frame.index[models != major_models]:
+        rows.append(dict(kind="model", detail=f"loaded {models[i] or 'no registered model'} "
+                                              f"(majority {major_models[i] or 'none'})", index=i))
     out = pd.DataFrame(rows, columns=["kind", "detail", "index"])
     picked = frame.loc[out["index"]]
     out = out.assign(run_id=picked["run_id"].values, run_name=column(picked, "run_name").values,

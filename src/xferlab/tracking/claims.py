@@ -6,7 +6,8 @@ on every store (sqlite, PostgreSQL, an ``mlflow server``):
 
 1. the run is created RUNNING with tag ``xferlab.claim=pending``;
 2. the active runs of the same spec hash are listed;
-3. another FINISHED run of the same role (unless ``--force``) or a live RUNNING one that
+3. another FINISHED run of the same role (unless ``--force``, or it loaded another version
+   of a registered model than this run will: :mod:`lineage`) or a live RUNNING one that
    won its claim (or predates claims) means the instance is taken: this run is deleted, the instance skipped;
 4. another live *pending* claim means a race: both delete their runs, back off for a random
    time and try again;
@@ -25,11 +26,12 @@ a pending claim older than :data:`PENDING_TIMEOUT_S` is ignored.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from mlflow.entities import Run
 
 from xferlab.tracking import queries, store
+from xferlab.tracking.lineage import expected_lineage, stale_reason
 
 CLAIM_TAG = "xferlab.claim"
 PENDING, WON = "pending", "won"
@@ -58,10 +60,11 @@ def hold(run: Any, role: str, count_finished: bool = True) -> None:
               for other in queries.iter_runs(f"tags.`xferlab.spec_hash` = {queries.quote(spec_hash)}",
                                              instance.experiment))
     registers = _registers_a_model(instance)
+    current = _current_result(instance)
     for other in others:
         if other.info.run_id == run.run_id:
             continue
-        verdict = _judge(other, role, count_finished, now, any_role_running=registers)
+        verdict = _judge(other, role, count_finished and current(other), now, any_role_running=registers)
         if verdict == "taken":
             raise ClaimLost(other.info.run_id, retry=False)
         if verdict == "pending":
@@ -80,6 +83,21 @@ def _registers_a_model(instance: Any) -> bool:
         return get_kind(instance.kind).registers(instance) is not None
     except Exception:  # noqa: BLE001 - an instance of another tool's kind: roles alone decide
         return False
+
+
+def _current_result(instance: Any) -> Callable[[Run], bool]:
+    """Run -> True when a FINISHED run of ``instance`` loaded the models a new one would
+    (:mod:`lineage`; resolved once, on the first FINISHED run asked about)."""
+    expected: list[Any] = []
+
+    def current(other: Run) -> bool:
+        if other.info.status != "FINISHED":
+            return True
+        if not expected:
+            expected.append(expected_lineage(instance))
+        return stale_reason(other.data.tags, expected[0]) is None
+
+    return current
 
 
 def _judge(other: Run, role: str | None, count_finished: bool, now: float,

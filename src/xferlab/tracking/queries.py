@@ -54,6 +54,11 @@ def iter_runs(filter_string: str, experiment: str | None = None,
 
 def find_finished(spec_hash: str, experiment: str | None = None, role: str | None = None) -> str | None:
     """The newest FINISHED run of this spec hash (optionally of one role), else None."""
+    run = _newest_finished(spec_hash, experiment, role)
+    return run.info.run_id if run else None
+
+
+def _newest_finished(spec_hash: str, experiment: str | None, role: str | None) -> Run | None:
     query = f"tags.`xferlab.spec_hash` = {quote(spec_hash)} and attributes.status = 'FINISHED'"
     if role is not None:
         query += f" and tags.`xferlab.role` = {quote(role)}"
@@ -62,28 +67,28 @@ def find_finished(spec_hash: str, experiment: str | None = None, role: str | Non
     if not ids:
         return None
     runs = client.search_runs(ids, query, ViewType.ACTIVE_ONLY, 1, ["attributes.start_time DESC"])
-    return runs[0].info.run_id if runs else None
+    return runs[0] if runs else None
 
 
 def finished_runs(spec_hashes: Iterable[str], experiment: str | None = None,
-                  role: str | None = None) -> dict[str, str]:
-    """{spec_hash: newest FINISHED run id} for many hashes at once (the runner's plan step).
+                  role: str | None = None) -> dict[str, Run]:
+    """{spec_hash: newest FINISHED run} for many hashes at once (the runner's plan step).
 
     A handful of hashes are looked up one by one (~0.02 s each); more are answered by one
     scan of all FINISHED xferlab runs (3000 runs load in ~4 s), since filters cannot OR.
     """
     wanted = set(spec_hashes)
     if len(wanted) <= 20:
-        found = {h: find_finished(h, experiment, role) for h in wanted}
-        return {h: run_id for h, run_id in found.items() if run_id}
+        found = {h: _newest_finished(h, experiment, role) for h in wanted}
+        return {h: run for h, run in found.items() if run}
     query = "attributes.status = 'FINISHED' and tags.`xferlab.spec_hash` LIKE '%'"
     if role is not None:
         query += f" and tags.`xferlab.role` = {quote(role)}"
-    out: dict[str, str] = {}
+    out: dict[str, Run] = {}
     for run in iter_runs(query, experiment, ["attributes.start_time DESC"]):
         spec_hash = run.data.tags.get("xferlab.spec_hash")
         if spec_hash in wanted and spec_hash not in out:
-            out[spec_hash] = run.info.run_id
+            out[spec_hash] = run
     return out
 
 
