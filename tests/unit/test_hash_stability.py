@@ -8,8 +8,9 @@ changed stay found.
   first scheme (one flat data section), recorded before the change: ``Instance.hashes``
   still carries them, which is what the runner's dedup and claims look up, so a user's
   FINISHED runs are not run again. A spec whose experiment changed on purpose (the V2S
-  specs moved from validating on the test split to held-out validation with selection)
-  is removed from the file: its old runs are another experiment and must not be found.
+  specs moved from validating on the test split to held-out validation with selection;
+  ``sources/attrnn.yaml`` became the large-corpus, speed-perturbed recipe) is removed from
+  the file: its old runs are another experiment and must not be found.
 """
 from __future__ import annotations
 
