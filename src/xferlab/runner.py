@@ -146,19 +146,19 @@ def plan(instances: Iterable[Instance], force: bool, role: str = "final") -> tup
     made with another version of a registered model than the one a new run would load (the
     champion moved) does not count: the instance runs again, and one line says why."""
     from xferlab.tracking import finished_runs
-    from xferlab.tracking.lineage import expected_lineage, stale_reason
+    from xferlab.tracking.lineage import stale
 
     instances = list(instances)
     done = {} if force else finished_runs([h for i in instances for h in i.hashes], role=role)
-    found, stale, memo = {}, [], {}
+    found, reasons, memo = {}, [], {}
     for inst in instances:
         run = next((done[h] for h in inst.hashes if h in done), None)
-        reason = run and stale_reason(run.data.tags, expected_lineage(inst, memo))
+        reason = run and stale(run, inst, memo)
         if reason:
-            stale.append(reason)
+            reasons.append(reason)
         found[inst.hash] = None if reason else run
-    if stale:
-        print(f"{len(stale)} finished run(s) made with another model version run again ({stale[0]})")
+    if reasons:
+        print(f"{len(reasons)} finished run(s) made with another model version run again ({reasons[0]})")
     todo = [i for i in instances if not found[i.hash]]
     return todo, [Outcome(i, "SKIPPED", found[i.hash].info.run_id) for i in instances if found[i.hash]]
 

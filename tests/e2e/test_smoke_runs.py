@@ -145,3 +145,26 @@ def test_smoke_at_from_empty_store(smoke_store, tmp_path: Path):
     by_cell = rows.set_index("parameters")
     assert by_cell.loc["at.enabled=True", "test acc mean"] == pytest.approx(at_run.data.metrics["test_accuracy"])
     assert f"summary run {summary.info.run_id}" in out.stdout
+
+
+@pytest.mark.parametrize("name", ["v2s", "at"])
+def test_each_smoke_run_recorded_the_models_its_kind_loads(smoke_store, name: str,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """Every model a kind's ``loads`` names is recorded by its job under that role, so a
+    finished run stays current (runner.plan and the claims compare the two): were a role
+    not recorded, every rerun would train the instance again."""
+    from xferlab.spec import load_spec
+    from xferlab.tracking.lineage import expected_lineage, stale
+
+    workdir, env, _ = smoke_store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")  # the CLI's: sqlite in its cwd
+    args = SMOKE_RUNS[name]
+    overrides = [args[i + 1] for i, arg in enumerate(args) if arg == "--set"]
+    instances = load_spec(ROOT / f"experiments/smoke/{name}.yaml", overrides).instances
+    experiment = "v2s" if name == "v2s" else "antitransfer"
+    runs = {r.data.tags.get("xferlab.spec_hash"): r for r in finished_runs(client_for(workdir), experiment)}
+    loaded = [inst for inst in instances if expected_lineage(inst)]
+    assert loaded  # the smoke spec loads a registered model somewhere
+    for inst in loaded:
+        assert all(uri for uri in expected_lineage(inst).values())
+        assert stale(runs[inst.hash], inst) is None

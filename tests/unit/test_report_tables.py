@@ -210,6 +210,11 @@ def test_a_rerun_of_an_instance_supersedes_its_older_runs():
                          v2s_run(4, "Coffee", 0.6, **{h: "a", status: "FAILED"}),
                          v2s_run(5, "Coffee", 0.5, **{h: "b"}), v2s_run(6, "Coffee", 0.4)])
     assert list(runs["run_id"][frames.superseded(runs)]) == ["r1"]
+    models = runs.assign(**{"tags.xferlab.registered_model": ["attrnn", "attrnn"] + [None] * 5})
+    assert not frames.superseded(models).any()  # a registered version stays what its downstream runs loaded
+    bare = runs.drop(columns=[role]).assign(**{h: ["a", "a", None, "a", "b", "b", None]})
+    assert list(bare["run_id"][frames.superseded(bare)]) == ["r1", "r2"]  # no role recorded: r7 is the newest of "a"
+    assert not frames.superseded(runs.iloc[:0]).any()
 
 
 def test_select_on_validation_keeps_the_lowest_val_loss_setting_per_cell():

@@ -257,6 +257,7 @@ def test_finished_runs_batch_lookup(client: MlflowClient):
         client.set_terminated(run.info.run_id, "FINISHED" if n % 2 == 0 else "FAILED")
     found = finished_runs(hashes + ["missing"])  # > 20 hashes: one scan
     assert set(found) == set(hashes[::2])
+    assert all(run.data.tags["xferlab.spec_hash"] == h for h, run in found.items())  # the runs, tags included
     assert set(finished_runs(hashes[:3], experiment="unit_batch")) == {hashes[0], hashes[2]}
     assert finished_runs(hashes, role="trial") == {}
 

@@ -21,11 +21,13 @@ def log_experiment_summary(instance: Instance) -> str | None:
     """Log the spreadsheet of ``instance``'s spec as a new summary run; its run id, or
     None when the spec has no FINISHED final run yet."""
     from xferlab.report.at_xlsx import instance_rows, write_experiment_xlsx
+    from xferlab.report.frames import superseded
     from xferlab.report.query import Query, search_frame
     from xferlab.tracking import start_run
 
     spec_runs = Query((("xferlab.spec", instance.spec_name),), roles=(instance.role,))  # FINISHED, the spec's role
     runs = search_frame(spec_runs.filter_string(), instance.experiment)
+    runs = runs[~superseded(runs)]  # an instance run again (a new champion, --force) counts once
     if runs.empty:
         return None
     tags = {"xferlab.role": SUMMARY_ROLE, "xferlab.kind": f"{instance.kind}_summary", "xferlab.paper": instance.paper,

@@ -2,8 +2,10 @@
 
 A :class:`Kind` says everything the rest of xferlab needs to know about one family of
 instances: its spec schema, the paper and MLflow experiment it belongs to, the job that
-trains it, the checks a dry run can make, the registered models it needs first (its
-prerequisites, planned by the runner before its run opens), the model it registers, and
+trains it, the checks a dry run can make, the registered models its job loads (a FINISHED
+run counts only while they resolve to the versions it recorded) and of those the ones it
+needs first (its prerequisites, planned by the runner before its run opens), the model it
+registers, and
 what runs after a grid of it. The runner, the spec loader, the catalog and the summaries
 read the record and never test a kind's name. (The report's items do select runs by kind
 tag: a new kind's runs appear in a report table once an item is registered for them.)
@@ -39,6 +41,12 @@ class Prerequisite:
     model: str  # registered model name (never a models:/ URI: those are pinned, not planned)
     spec: str  # path of the pretraining spec, relative to the instance's spec file or the cwd
     key: str  # the spec key naming the model, for messages
+
+
+def prerequisites(loads: list[Load], pretrain: str | None) -> list[Prerequisite]:
+    """The loaded models the runner may pretrain: registry names (not pinned URIs), when the
+    spec names a pretraining spec."""
+    return [Prerequisite(load.ref, pretrain, load.key) for load in loads if pretrain and model_ref(load.ref)]
 
 
 def _none(cfg: Any) -> list[Any]:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Optional
 
 from xferlab.errors import UserError
-from xferlab.kinds import Kind, Load, Prerequisite, model_ref
+from xferlab.kinds import Kind, Load, Prerequisite, prerequisites
 from xferlab.schema import OMIT_DEFAULT, Data, Train
 
 if TYPE_CHECKING:
@@ -124,8 +124,7 @@ def loads(cfg: ATSpec) -> list[Load]:
 
 def needs(cfg: ATSpec) -> list[Prerequisite]:
     """The models it loads, when ``at.pretrain`` says how to train them."""
-    return [Prerequisite(load.ref, cfg.at.pretrain, load.key) for load in loads(cfg)
-            if cfg.at.pretrain and model_ref(load.ref)]
+    return prerequisites(loads(cfg), cfg.at.pretrain)
 
 
 def registers(instance: "Instance") -> Optional[str]:

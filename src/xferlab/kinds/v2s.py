@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Optional
 
 from xferlab.errors import UserError
-from xferlab.kinds import Kind, Load, Prerequisite, model_ref
+from xferlab.kinds import Kind, Load, Prerequisite, prerequisites
 from xferlab.schema import Data, Mapping_, Train
 
 if TYPE_CHECKING:
@@ -58,8 +58,7 @@ def loads(cfg: V2SSpec) -> list[Load]:
 
 def needs(cfg: V2SSpec) -> list[Prerequisite]:
     """The source AM, when the spec says how to pretrain it."""
-    return [Prerequisite(load.ref, cfg.model.pretrain, load.key) for load in loads(cfg)
-            if cfg.model.pretrain and model_ref(load.ref)]
+    return prerequisites(loads(cfg), cfg.model.pretrain)
 
 
 @lru_cache(maxsize=64)

@@ -23,7 +23,7 @@ from xferlab.registry import TABLES
 from xferlab.report.context import Context, Options, no_runs
 from xferlab.report.html import write_index
 from xferlab.report.items import ALWAYS, item_names
-from xferlab.report.query import Fetched, column, fetch_runs
+from xferlab.report.query import Fetched, Query, column, fetch_runs
 from xferlab.report.sections import Section, TableOut
 from xferlab.report.writers import write_table, write_workbook
 
@@ -47,14 +47,16 @@ def select_items(names: Sequence[str]) -> list[str]:
 
 
 def flags_section(ctx: Context) -> Section:
-    sec = Section("flags", "Flagged runs: configuration, code or model version differs from the cell's majority")
+    sec = Section("flags", "Flagged runs: configuration, code or model version differs from the cell's majority, "
+                           "or a rerun replaced the run")
     cols = ["table", "cell", "run_id", "run_name", "kind", "detail", "policy"]
     frames = [f[cols] for f in ctx.flags.values()]
-    if len(ctx.superseded):
-        old = ctx.superseded
-        frames.append(pd.DataFrame({"table": "(all)", "cell": column(old, "tags.xferlab.spec"), "run_id": old["run_id"],
-                                    "run_name": column(old, "run_name"), "kind": "superseded",
-                                    "detail": "a newer FINISHED run of the same instance exists",
+    old = Query((), ctx.options.roles, "FINISHED", spec=ctx.options.spec).apply(ctx.superseded)
+    if len(old):
+        cell = column(old, "tags.xferlab.spec").astype(str) + " " + column(old, "tags.xferlab.cell").astype(str)
+        frames.append(pd.DataFrame({"table": "(all)", "cell": cell + " seed=" + column(old, "tags.xferlab.seed").astype(str),
+                                    "run_id": old["run_id"], "run_name": column(old, "run_name"), "kind": "superseded",
+                                    "detail": "a newer FINISHED run of the same instance replaced it",
                                     "policy": "excluded"}))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     notes = ["config: the run's params (all but the seed) differ from the majority of its table cell; "

@@ -17,7 +17,8 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         "report", help="rebuild the papers' tables and figures from MLflow runs, beside the published numbers",
         description="Query MLflow once per experiment, build the requested tables (CSV, Markdown, a sheet of "
         "report.xlsx) and figures (PNG) and an offline index.html. Only FINISHED runs of role 'final' count "
-        "unless --role says otherwise; runs that differ from their cell's majority (config or commit) are flagged.")
+        "unless --role says otherwise, the newest of each instance; runs that differ from their cell's majority "
+        "(config, commit or loaded model version) are flagged.")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="report items or globs, e.g. v2s_table2 'at_*' (default: all; see --list)")
     p.add_argument("--experiment", action="append", default=None, metavar="NAME",

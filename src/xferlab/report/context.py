@@ -32,9 +32,9 @@ class Context:
 
     def __init__(self, fetched: Fetched, out: Path, options: Options) -> None:
         self.fetched, self.out, self.options = fetched, out, options
-        older = superseded(fetched.frame) if len(fetched.frame) else pd.Series(dtype=bool)
-        self.runs = fetched.frame[~older] if older.any() else fetched.frame  # one run per instance
-        self.superseded = fetched.frame[older] if older.any() else fetched.frame.iloc[:0]
+        older = superseded(fetched.frame)
+        self.runs = fetched.frame[~older]  # one run per instance: its newest
+        self.superseded = fetched.frame[older]  # listed among the flags, scoped like the tables
         self._memo: dict[str, Any] = {}
         self.flags: dict[str, pd.DataFrame] = {}  # table -> flagged runs (with the cell's key columns)
         self.selections: dict[str, pd.DataFrame] = {}  # table -> settings chosen on validation per cell

@@ -11,6 +11,7 @@ loaded was replaced) is never counted: one instance is one seed.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -24,22 +25,25 @@ SELECT_TAG = "tags.xferlab.select"  # keys chosen on validation (the spec's `sel
 SELECTION_COLUMNS = ["settings", "chosen", "runs", "val_accuracy", "test_accuracy", "best_test_accuracy",
                      "validation", "left_out"]
 VAL_MODE_TAG = "tags.xferlab.val_mode"  # V2S: holdout | paper (validation = the UCR test split)
-LINEAGE_TAGS = tuple(f"tags.xferlab.{role}_uri" for role in ("source", "orthogonal", "init"))  # models it loaded
+LINEAGE_URI = re.compile(r"tags\.xferlab\.\w+_uri")  # a model the run loaded (xferlab.tracking.models.record_lineage)
 INSTANCE_TAGS = ("tags.xferlab.spec_hash", "tags.xferlab.role")
+REGISTERED_TAG = "tags.xferlab.registered_model"
 
 
 def superseded(frame: pd.DataFrame) -> pd.Series:
     """True for a FINISHED run with a newer FINISHED run of the same instance (spec hash and
     role): the instance's result is its newest run, so a rerun never adds a seed to a cell.
-    Tuning trials are exempt: a study may sample one setting twice, and each is a trial."""
-    finished = ((column(frame, "status") == "FINISHED") & column(frame, INSTANCE_TAGS[0]).notna()
-                & (column(frame, INSTANCE_TAGS[1]) != "trial"))
-    if not finished.any():
-        return pd.Series(False, index=frame.index)
-    keys = frame.loc[finished, list(INSTANCE_TAGS)].astype(str).agg("\x00".join, axis=1)
-    start = column(frame, "start_time", 0).fillna(0).astype(float)[finished]
+    Exempt: tuning trials (a study may sample one setting twice, and each is a trial) and
+    runs that registered a model (a model version stays what its downstream runs loaded)."""
+    spec_hash, role = (column(frame, tag).fillna("").astype(str) for tag in INSTANCE_TAGS)
+    candidate = ((column(frame, "status") == "FINISHED") & (spec_hash != "") & (role != "trial")
+                 & column(frame, REGISTERED_TAG).isna())
     out = pd.Series(False, index=frame.index)
-    out[finished] = start < start.groupby(keys).transform("max")
+    if not candidate.any():
+        return out
+    start = column(frame, "start_time", 0).fillna(0).astype(float)[candidate]
+    newest = start.groupby([spec_hash[candidate], role[candidate]]).transform("max")
+    out[candidate] = start < newest
     return out
 
 
@@ -157,8 +161,9 @@ def consistency(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     start = column(frame, "start_time", 0).fillna(0)
     keys = config_key(frame)
     commits = column(frame, COMMIT_TAG).fillna("unknown").astype(str)
-    lineage = [column(frame, tag).fillna("").astype(str) for tag in LINEAGE_TAGS]
-    models = pd.Series([", ".join(u for u in uris if u) for uris in zip(*lineage)], index=frame.index, dtype=object)
+    lineage = [frame[tag].fillna("").astype(str) for tag in sorted(frame.columns) if LINEAGE_URI.fullmatch(str(tag))]
+    models = pd.Series([", ".join(u for u in uris if u) for uris in zip(*lineage)] if lineage else "",
+                       index=frame.index, dtype=object)
     major_key, major_commit = majority(cells, keys, start), majority(cells, commits, start)
     major_models = majority(cells, models, start)
     rows: list[dict[str, object]] = []
@@ -167,7 +172,7 @@ def consistency(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         rows.append(dict(kind="config", detail=_param_diff(frame.loc[i], ref), index=i))
     for i in frame.index[commits != major_commit]:
         rows.append(dict(kind="code", detail=f"commit {commits[i][:12]} (majority {major_commit[i][:12]})", index=i))
-    for i in frame.index[models != major_models]:
+    for i in frame.index[(models != major_models) & (keys == major_key)]:  # a config flag already says more
         rows.append(dict(kind="model", detail=f"loaded {models[i] or 'no registered model'} "
                                               f"(majority {major_models[i] or 'none'})", index=i))
     out = pd.DataFrame(rows, columns=["kind", "detail", "index"])

@@ -26,12 +26,12 @@ a pending claim older than :data:`PENDING_TIMEOUT_S` is ignored.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 from mlflow.entities import Run
 
 from xferlab.tracking import queries, store
-from xferlab.tracking.lineage import expected_lineage, stale_reason
+from xferlab.tracking.lineage import stale
 
 CLAIM_TAG = "xferlab.claim"
 PENDING, WON = "pending", "won"
@@ -60,11 +60,13 @@ def hold(run: Any, role: str, count_finished: bool = True) -> None:
               for other in queries.iter_runs(f"tags.`xferlab.spec_hash` = {queries.quote(spec_hash)}",
                                              instance.experiment))
     registers = _registers_a_model(instance)
-    current = _current_result(instance)
+    memo: dict[str, str | None] = {}  # registry lookups, made only if a FINISHED run of this role is found
     for other in others:
         if other.info.run_id == run.run_id:
             continue
-        verdict = _judge(other, role, count_finished and current(other), now, any_role_running=registers)
+        verdict = _judge(other, role, count_finished, now, any_role_running=registers)
+        if verdict == "taken" and other.info.status == "FINISHED" and stale(other, instance, memo):
+            verdict = None  # it loaded another model version than this run will: not this instance's result
         if verdict == "taken":
             raise ClaimLost(other.info.run_id, retry=False)
         if verdict == "pending":
@@ -83,21 +85,6 @@ def _registers_a_model(instance: Any) -> bool:
         return get_kind(instance.kind).registers(instance) is not None
     except Exception:  # noqa: BLE001 - an instance of another tool's kind: roles alone decide
         return False
-
-
-def _current_result(instance: Any) -> Callable[[Run], bool]:
-    """Run -> True when a FINISHED run of ``instance`` loaded the models a new one would
-    (:mod:`lineage`; resolved once, on the first FINISHED run asked about)."""
-    expected: list[Any] = []
-
-    def current(other: Run) -> bool:
-        if other.info.status != "FINISHED":
-            return True
-        if not expected:
-            expected.append(expected_lineage(instance))
-        return stale_reason(other.data.tags, expected[0]) is None
-
-    return current
 
 
 def _judge(other: Run, role: str | None, count_finished: bool, now: float,
