@@ -284,13 +284,15 @@ def schedule(opt: torch.optim.Optimizer, kind: str, epochs: int, loader: Any, wa
         return None
     total = max(1, epochs * len(loader))
     warm = min(total - 1, round(warmup * len(loader))) if warmup > 0 else 0
-    floor = opt.param_groups[0]["lr"] / 20.0
-    after = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total - warm), eta_min=floor)
-             if kind == "cosine" else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0))
-    if warm <= 0:
-        return after
+    cosine = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total - warm),
+                                                         eta_min=opt.param_groups[0]["lr"] / 20.0)
+              if kind == "cosine" else None)  # made first: the ramp's start must not set its floor
+    if not warm:
+        return cosine
     ramp = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
-    return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, after], milestones=[warm])
+    if cosine is None:
+        return ramp  # constant: stays at the rate once the warm-up is over
+    return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], milestones=[warm])
 
 
 def _orth_caches(orth: nn.Module, cfg: ATConfig, splits: Mapping[str, Split], dev: torch.device,

@@ -5,9 +5,8 @@ instances: its spec schema, the paper and MLflow experiment it belongs to, the j
 trains it, the checks a dry run can make, the registered models its job loads (a FINISHED
 run counts only while they resolve to the versions it recorded) and of those the ones it
 needs first (its prerequisites, planned by the runner before its run opens), the model it
-registers, and
-what runs after a grid of it. The runner, the spec loader, the catalog and the summaries
-read the record and never test a kind's name. (The report's items do select runs by kind
+registers, and what runs after a grid of it. The runner, the spec loader, the catalog and
+the summaries read the record and never test a kind's name. (The report's items do select runs by kind
 tag: a new kind's runs appear in a report table once an item is registered for them.)
 
 A new kind is one new module in this package that defines ``KIND`` (found by

@@ -23,7 +23,7 @@ from xferlab.registry import TABLES
 from xferlab.report.context import Context, Options, no_runs
 from xferlab.report.html import write_index
 from xferlab.report.items import ALWAYS, item_names
-from xferlab.report.query import Fetched, Query, column, fetch_runs
+from xferlab.report.query import Fetched, column, fetch_runs
 from xferlab.report.sections import Section, TableOut
 from xferlab.report.writers import write_table, write_workbook
 
@@ -51,7 +51,7 @@ def flags_section(ctx: Context) -> Section:
                            "or a rerun replaced the run")
     cols = ["table", "cell", "run_id", "run_name", "kind", "detail", "policy"]
     frames = [f[cols] for f in ctx.flags.values()]
-    old = Query((), ctx.options.roles, "FINISHED", spec=ctx.options.spec).apply(ctx.superseded)
+    old = ctx.query({}).apply(ctx.superseded)  # the roles and specs the tables count
     if len(old):
         cell = column(old, "tags.xferlab.spec").astype(str) + " " + column(old, "tags.xferlab.cell").astype(str)
         frames.append(pd.DataFrame({"table": "(all)", "cell": cell + " seed=" + column(old, "tags.xferlab.seed").astype(str),
