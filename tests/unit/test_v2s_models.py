@@ -32,10 +32,20 @@ def test_tiny_round_trip_identical_predictions(arch, tmp_path):
     np.testing.assert_array_equal(again.predict(x, verbose=0), before)
 
 
+def test_the_seed_names_the_initial_network():
+    """One spec, one starting network: the same seed builds the same weights, another seed others."""
+    def weights(seed: int) -> list[np.ndarray]:
+        return build_source_model("attrnn_tiny", 5, seed=seed).get_weights()
+
+    first, again, other = weights(0), weights(0), weights(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
 def test_unknown_arch_is_user_error():
     with pytest.raises(UserError, match="attrnn"):
-        build_source_model("resnet99", 10)
+        build_source_model("resnet99", 10, seed=0)
     with pytest.raises(UserError, match="not a V2S source"):
-        build_source_model("vgg16_tiny", 10)  # registered, but a PyTorch VGG
+        build_source_model("vgg16_tiny", 10, seed=0)  # registered, but a PyTorch VGG
     with pytest.raises(UserError, match="at least 2 classes"):
         MODELS.create("attrnn_tiny", 1)

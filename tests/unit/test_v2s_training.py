@@ -257,6 +257,24 @@ def test_pretrain_source_and_augmentation(am):
         pretrain_source(model, xs[:, :100], ys, xs, ys, epochs=1)
 
 
+def test_zero_epochs_scores_the_untouched_network_and_negative_epochs_are_refused():
+    """train.epochs=0 (the untrained-source control) changes no weight and records the
+    initialised network's own validation and test scores as epoch 0."""
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((12, 16000)).astype("float32") * 0.1
+    ys = np.arange(12) % 3
+    model = _dense_classifier(16000, 3)
+    before = [w.copy() for w in model.get_weights()]
+    res = pretrain_source(model, xs, ys, xs[:6], ys[:6], xs[6:], ys[6:], epochs=0, batch_size=6, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert res.history == [] and res.best_epoch == 0 and res.metrics["epochs_run"] == 0
+    pred = model.predict(xs, verbose=0).argmax(axis=1)
+    assert res.metrics["best_val_accuracy"] == pytest.approx((pred[:6] == ys[:6]).mean())
+    assert res.metrics["test_accuracy"] == pytest.approx((pred[6:] == ys[6:]).mean())
+    with pytest.raises(UserError, match="negative"):
+        pretrain_source(model, xs, ys, xs, ys, epochs=-1)
+
+
 def test_perturbed_batches_are_seeded_and_perturbation_alone_needs_no_shift():
     from xferlab.v2s.pretrain import AugmentedBatches
 

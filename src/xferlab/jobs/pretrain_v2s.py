@@ -5,6 +5,10 @@ The model is registered under ``model.register_as`` (default: the architecture n
 version only when its validation accuracy beats the current champion's. A few hundred
 held-out clips are logged beside it (``source_sample.npz``) so that V2S runs can compute
 the sliced Wasserstein distance to the source domain from the registry alone.
+
+``train.epochs: 0`` registers the seeded, untrained network, scored like a trained one:
+the control that measures what pretraining contributes to reprogramming
+(``experiments/sources/attrnn_untrained.yaml``).
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     task = DATASETS.create(instance.dataset, instance.config["data"])
     x = {split: np.asarray(clips, dtype=np.float32) for split, clips in task.x.items()}  # readers decode here
     t = cfg.train
-    model = build_source_model(cfg.model.arch, task.n_classes)
+    model = build_source_model(cfg.model.arch, task.n_classes, instance.seed)
     fit_start = time.perf_counter()
     result = pretrain_source(model, x["train"], task.y["train"], x["val"], task.y["val"],
                              x["test"], task.y["test"], epochs=t.epochs, batch_size=t.batch_size,
@@ -62,7 +66,8 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
     out = run.artifact_dir
     (out / "labels.json").write_text(json.dumps(task.classes))
     save_source_sample(x["test"], task.y["test"], out, instance.seed)
-    plot_training_curves(result.history, out / "curves.png", title=f"{cfg.model.arch} on {task.name}")
+    if result.history:  # train.epochs=0 (the untrained control) has no curves to draw
+        plot_training_curves(result.history, out / "curves.png", title=f"{cfg.model.arch} on {task.name}")
     name = get_kind(instance.kind).registers(instance)
     version = tracking.register_keras_model(model, name, run, metric=metrics["best_val_accuracy"],
                                             metric_name="val_accuracy", input_example=x["test"][:1])

@@ -20,7 +20,7 @@ class SourceModel:
 
 @dataclass(frozen=True)
 class PretrainTrain(Train):
-    epochs: int = 8
+    epochs: int = 8  # 0: register the seeded network untrained (the control for what pretraining adds)
     batch_size: int = 32
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: to lr/20 at the last step
@@ -60,6 +60,13 @@ def check_perturb(cfg: PretrainV2SSpec) -> None:
         raise UserError(f"train.perturb_p={cfg.train.perturb_p} is not a probability: use a value in [0, 1]")
 
 
+def check_epochs(cfg: PretrainV2SSpec) -> None:
+    """train.epochs >= 0; 0 registers the untrained network (a control, not a source to use)."""
+    if cfg.train.epochs < 0:
+        raise UserError(f"train.epochs={cfg.train.epochs} is negative: use 0 (register the untrained "
+                        "network, a control) or the epochs to train")
+
+
 KIND = Kind(name="pretrain_v2s", help="train and register a V2S source AM", schema=PretrainV2SSpec,
             paper="v2s", experiment="sources", job="xferlab.jobs.pretrain_v2s:run", registers=registers,
-            checks=(check_perturb,))
+            checks=(check_perturb, check_epochs))

@@ -163,16 +163,18 @@ def tcn_tiny(n_classes: int = 36) -> keras.Model:
     return _tcn(n_classes, "tcn_tiny", filters=4, dilations=(1, 2), emb=4)
 
 
-def build_source_model(arch: str, n_classes: int) -> keras.Model:
-    """``MODELS.create(arch, n_classes)`` for the ``pretrain_v2s`` job, refusing registered
-    names that are not Keras AMs (a VGG16 name would otherwise import PyTorch into a
-    TensorFlow run)."""
+def build_source_model(arch: str, n_classes: int, seed: int) -> keras.Model:
+    """``MODELS.create(arch, n_classes)`` for the ``pretrain_v2s`` job, its initial weights
+    drawn from ``seed`` (Keras initialisers are otherwise unseeded: one spec would start
+    from a different network on every run), refusing registered names that are not Keras
+    AMs (a VGG16 name would otherwise import PyTorch into a TensorFlow run)."""
     from xferlab.catalog import MODELS
 
     if arch not in MODELS:
         raise UserError(MODELS.unknown_message(arch))
     if MODELS.meta(arch).get("framework") != "keras":
         raise UserError(f"{arch!r} is a registered model but not a V2S source architecture")
+    keras.utils.set_random_seed(seed)
     return MODELS.create(arch, n_classes)
 
 

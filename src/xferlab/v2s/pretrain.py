@@ -14,7 +14,7 @@ import numpy as np
 
 from xferlab.data.perturb import perturb_some
 from xferlab.errors import UserError
-from xferlab.v2s.fitting import OnEpoch, TrainResult, fit_and_report
+from xferlab.v2s.fitting import OnEpoch, TrainResult, evaluate_classifier, fit_and_report
 from xferlab.v2s.frontend import N_SAMPLES
 
 
@@ -95,11 +95,16 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
     improving at the end instead of oscillating around a constant-rate plateau.
     ``perturb``: names of :data:`xferlab.data.perturb.PERTURBATIONS`, each applied to a
     training example with probability ``perturb_p`` (with or without ``augment``).
+    ``epochs=0`` trains nothing: see :func:`untrained`.
     """
     n_classes = int(model.output_shape[-1])
     x_train, y_train = _check(x_train, y_train, n_classes, "training data")
     val = _check(x_val, y_val, n_classes, "validation data")
     test = _check(x_test, y_test, n_classes, "test data") if x_test is not None else None
+    if epochs < 0:
+        raise UserError(f"train.epochs={epochs} is negative: use 0 (register the untrained network) or more")
+    if epochs == 0:
+        return untrained(model, val, test, batch_size)
     keras.utils.set_random_seed(seed)
     rate = learning_rate(lr, lr_schedule, epochs, batch_size, len(x_train))
     model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
@@ -111,3 +116,20 @@ def pretrain_source(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray
         train = (x_train, y_train)
     return fit_and_report(model, train, val, test, epochs, batch_size, on_epoch, None, verbose,
                           what="the source model's validation loss", patience=patience)
+
+
+def untrained(model: keras.Model, val: tuple[np.ndarray, np.ndarray],
+              test: tuple[np.ndarray, np.ndarray] | None, batch_size: int) -> TrainResult:
+    """The network as initialised, scored like a trained one (epoch 0, no history).
+
+    Why: reprogramming an untrained source is the control that says what the source's
+    pretraining contributes to V2S; the seeded initialisation is the model registered.
+    """
+    val_metrics, _ = evaluate_classifier(model, *val, batch_size, prefix="val")
+    metrics = {"best_epoch": 0.0, "epochs_run": 0.0, "best_val_loss": val_metrics["val_loss"],
+               "best_val_accuracy": val_metrics["val_accuracy"]}
+    confusion = None
+    if test is not None:
+        test_metrics, confusion = evaluate_classifier(model, *test, batch_size)
+        metrics.update(test_metrics)
+    return TrainResult([], 0, metrics, confusion)
