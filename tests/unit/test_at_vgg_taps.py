@@ -144,8 +144,8 @@ def test_he_initialised_head_keeps_a_narrow_vgg16s_logits_at_scale():
         he = _head_output_std("kaiming")
     assert paper < 0.01 < 0.1 < he
     a, b = vgg.VGG16(4, 1 / 16), vgg.VGG16(4, 1 / 16, head_init="kaiming")
-    assert abs(float(a.classifier[0].weight.std()) - 0.01) < 0.001
-    assert abs(float(b.classifier[0].weight.std()) - (2 / b.classifier[0].in_features) ** 0.5) < 0.002
+    assert abs(float(a.classifier[0].weight.detach().std()) - 0.01) < 0.001
+    assert abs(float(b.classifier[0].weight.detach().std()) - (2 / b.classifier[0].in_features) ** 0.5) < 0.002
     with pytest.raises(UserError, match="head_init='xavier' is not known: use torchvision or kaiming"):
         vgg.VGG16(4, 1 / 16, head_init="xavier")
 
