@@ -96,3 +96,16 @@ def test_every_at_instance_reads_the_magnitude_its_pretrained_model_was_trained_
                     wrong.append(f"{spec.name} {inst.cell}: {inst.cfg.model.magnitude} vs {need.model} "
                                  f"{maker.cfg.model.magnitude}")
     assert checked > 50 and not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=-1", "negative"),
+    ("model.register_as=", "its own name"),  # untrained under 'attrnn': it could become the champion
+    ("model.register_as=attrnn", "its own name"),
+])
+def test_an_untrained_control_needs_its_own_name_and_epochs_are_not_negative(override: str, message: str):
+    from xferlab.errors import UserError
+
+    loaded = load_spec(ROOT / "experiments/sources/attrnn_untrained.yaml", [override])
+    with pytest.raises(UserError, match=message):
+        check_instances(loaded.instances)

@@ -59,7 +59,7 @@ def run(instance: Instance, run: Any) -> dict[str, float]:
                              lr_schedule=t.lr_schedule, patience=t.patience, perturb=tuple(t.perturb),
                              perturb_p=t.perturb_p, on_epoch=run.log_epoch)
     metrics = {k: float(v) for k, v in result.metrics.items()}
-    metrics["fit_seconds"] = time.perf_counter() - fit_start  # the training alone: the rest of the run is overhead
+    metrics["fit_seconds"] = time.perf_counter() - fit_start  # the training (scoring alone at epochs=0): the rest is overhead
     metrics.update(robustness(model, x["test"], task.y["test"]))
     metrics["n_params"] = float(model.count_params())
     run.log_metrics(metrics)

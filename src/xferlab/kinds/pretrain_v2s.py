@@ -61,10 +61,16 @@ def check_perturb(cfg: PretrainV2SSpec) -> None:
 
 
 def check_epochs(cfg: PretrainV2SSpec) -> None:
-    """train.epochs >= 0; 0 registers the untrained network (a control, not a source to use)."""
+    """train.epochs >= 0; 0 registers the untrained network, a control that must carry a
+    name of its own: under the architecture's name it could become the champion that every
+    V2S spec naming that architecture then reprograms."""
     if cfg.train.epochs < 0:
         raise UserError(f"train.epochs={cfg.train.epochs} is negative: use 0 (register the untrained "
                         "network, a control) or the epochs to train")
+    if cfg.train.epochs == 0 and (cfg.model.register_as or cfg.model.arch) == cfg.model.arch:
+        raise UserError(f"train.epochs=0 registers an untrained {cfg.model.arch} as {cfg.model.arch!r}, the name V2S "
+                        f"specs load: give the control its own name, e.g. --set "
+                        f"model.register_as={cfg.model.arch}_untrained")
 
 
 KIND = Kind(name="pretrain_v2s", help="train and register a V2S source AM", schema=PretrainV2SSpec,

@@ -29,7 +29,7 @@ class TrainResult:
     """What a training call returns: per-epoch history and final metrics."""
 
     history: list[dict[str, float]]  # one dict per epoch, with key "epoch" (from 1)
-    best_epoch: int  # epoch (from 1) whose weights were restored, by val loss
+    best_epoch: int  # epoch (from 1) whose weights were restored, by val loss; 0: untrained (epochs=0)
     metrics: dict[str, float] = field(default_factory=dict)  # best_val_*, test_* (+ best_epoch)
     confusion: np.ndarray | None = None  # (n_classes, n_classes) on the test set, rows = truth
     extra: dict[str, Any] = field(default_factory=dict)
