@@ -136,11 +136,18 @@ def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.nda
         raise Diverged(what)
     reporter.restore_best()
     best = next((h for h in reporter.history if h["epoch"] == reporter.best_epoch), {})
-    metrics = {"best_epoch": float(reporter.best_epoch), "epochs_run": float(len(reporter.history)),
+    return scored(model, reporter.history, reporter.best_epoch, best, test, batch_size)
+
+
+def scored(model: keras.Model, history: list[dict[str, float]], best_epoch: int, best: dict[str, float],
+           test: tuple[np.ndarray, np.ndarray] | None, batch_size: int) -> TrainResult:
+    """The :class:`TrainResult` of the model as it stands: ``best`` holds the kept epoch's
+    ``val_loss`` and ``val_accuracy``; test metrics and confusion when ``test`` is given."""
+    metrics = {"best_epoch": float(best_epoch), "epochs_run": float(len(history)),
                "best_val_loss": best.get("val_loss", np.nan),
                "best_val_accuracy": best.get("val_accuracy", np.nan)}
     confusion = None
     if test is not None and test[0] is not None:
         test_metrics, confusion = evaluate_classifier(model, test[0], test[1], batch_size)
         metrics.update(test_metrics)
-    return TrainResult(reporter.history, reporter.best_epoch, metrics, confusion)
+    return TrainResult(history, best_epoch, metrics, confusion)

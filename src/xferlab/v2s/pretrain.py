@@ -14,7 +14,7 @@ import numpy as np
 
 from xferlab.data.perturb import perturb_some
 from xferlab.errors import UserError
-from xferlab.v2s.fitting import OnEpoch, TrainResult, evaluate_classifier, fit_and_report
+from xferlab.v2s.fitting import OnEpoch, TrainResult, evaluate_classifier, fit_and_report, scored
 from xferlab.v2s.frontend import N_SAMPLES
 
 
@@ -126,10 +126,4 @@ def untrained(model: keras.Model, val: tuple[np.ndarray, np.ndarray],
     pretraining contributes to V2S; the seeded initialisation is the model registered.
     """
     val_metrics, _ = evaluate_classifier(model, *val, batch_size, prefix="val")
-    metrics = {"best_epoch": 0.0, "epochs_run": 0.0, "best_val_loss": val_metrics["val_loss"],
-               "best_val_accuracy": val_metrics["val_accuracy"]}
-    confusion = None
-    if test is not None:
-        test_metrics, confusion = evaluate_classifier(model, *test, batch_size)
-        metrics.update(test_metrics)
-    return TrainResult([], 0, metrics, confusion)
+    return scored(model, [], 0, val_metrics, test, batch_size)
