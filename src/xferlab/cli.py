@@ -48,6 +48,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", help="output folder (default: the cache, .xferlab-cache/synth/...)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synth.add_argument("--style-strength", type=float, default=1.0,
+                       help="how far the speaking styles move the voice: 0 neutral .. 2 (default 1, as defined)")
     synth.set_defaults(handler=cmd_data_synth)
 
 
@@ -204,7 +206,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     from xferlab.data.speech_synth import generate_corpus
 
     corpus = generate_corpus(args.profile, out=Path(args.out) if args.out else None,
-                             seed=args.seed, workers=args.workers)
+                             seed=args.seed, workers=args.workers, style_strength=args.style_strength)
     m = corpus.manifest
     print(f"{len(m)} clips, {m['word'].nunique()} words, {m['speaker'].nunique()} speakers, "
           f"{len(corpus.styles())} styles -> {corpus.root}")

@@ -50,6 +50,19 @@ def test_every_dataset_loads_offline_or_names_its_root(name: str, cache_dir: Pat
     assert loaded.n_classes >= 2 and loaded.describe()
 
 
+@pytest.mark.parametrize("bad, message", [
+    ({"profile": "huge"}, r"data.profile='huge' is not a synthetic corpus profile: use one of tiny, small"),
+    ({"style_strength": 2.5}, r"data.style_strength=2.5 is out of range: use 0 .* to 2"),
+    ({"confound": 1.5}, r"data.confound=1.5 must lie in \[0, 1\]"),
+])
+def test_synthetic_options_are_checked_before_any_audio_is_made(bad: dict, message: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("XFERLAB_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match=message):
+        check_dataset("synth/style", {**defaults("synth/style"), **bad})
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("kind", kind_names())
 def test_every_kind_has_a_schema_a_job_and_a_smoke_spec(kind: str):
     record = get_kind(kind)

@@ -165,3 +165,46 @@ def test_the_large_profile_adds_voices_to_the_full_ones() -> None:
     assert len(full_voices) == 160 and len(large_voices) == 320 and full_voices < large_voices
     per_voice = pd.Series([t.speaker.id for t in large]).value_counts()
     assert (per_voice == len(full) // 160).all()
+
+
+def test_style_strength_scales_the_styles_and_nothing_else(tiny: ss.Corpus, tmp_path: Path) -> None:
+    """At strength 2 each style's F0 and rate factors apply twice over the same draws, the
+    neutral and silent clips stay byte-identical, and the corpus gets its own folder."""
+    assert ss.default_dir("tiny", 0, 2.0).name.endswith("-style2")
+    assert ss.default_dir("tiny", 0, 1.0) == ss.default_dir("tiny", 0)
+    one, two = plan(ss.PROFILES["tiny"], 0), plan(ss.PROFILES["tiny"], 0, 2.0)
+    assert [repr(dataclasses.replace(t, style_strength=1.0)) for t in two] == [repr(t) for t in one]  # (NaN SNRs)
+    sub = ss.generate_corpus("tiny", out=tmp_path / "k2", seed=0, workers=1, progress=False, _subset=24,
+                             style_strength=2.0)
+    base = tiny.manifest.set_index("index").loc[sub.manifest["index"]].reset_index()
+    for style in ("happy", "sad", "angry", "neutral"):
+        mine, theirs = sub.manifest[sub.manifest["style"] == style], base[base["style"] == style]
+        assert len(mine) > 0, style
+        factor = ss.STYLES[style]
+        np.testing.assert_allclose(mine["f0"].to_numpy() / theirs["f0"].to_numpy(), factor.f0, rtol=1e-9)
+        np.testing.assert_allclose(mine["rate"].to_numpy() / theirs["rate"].to_numpy(), factor.rate, rtol=1e-9)
+    same = sub.manifest["style"].isin(["neutral", "none"]).to_numpy()
+    assert same.any() and _hashes(sub, sub.manifest[same]) == _hashes(tiny, base[same])
+    with pytest.raises(UserError, match="another corpus"):  # the folder holds strength 2
+        ss.generate_corpus("tiny", out=tmp_path / "k2", seed=0, progress=False, _subset=24)
+
+
+def test_style_strength_scaling_and_range() -> None:
+    for style in ss.STYLES.values():
+        assert style.scaled(1.0) == style and style.scaled(0.0) == ss.STYLES["neutral"]
+    assert ss.STYLES["sad"].scaled(2.0).rate == pytest.approx(ss.STYLES["sad"].rate ** 2)
+    for bad in (-0.5, 2.5):
+        with pytest.raises(UserError, match=r"data.style_strength=.* is out of range: use 0 .* to 2"):
+            ss.generate_corpus("tiny", out=Path("/nonexistent"), style_strength=bad)
+
+
+def test_a_corpus_marked_before_style_strength_is_reused(tmp_path: Path) -> None:
+    """Markers written before the option have no style_strength: they hold strength 1."""
+    out = tmp_path / "old"
+    ss.generate_corpus("tiny", out=out, workers=1, progress=False, _subset=3)
+    marker = json.loads((out / ss.MARKER).read_text())
+    del marker["style_strength"]
+    (out / ss.MARKER).write_text(json.dumps(marker))
+    stamp = (out / "manifest.csv").stat().st_mtime_ns
+    ss.generate_corpus("tiny", out=out, progress=False, _subset=3)
+    assert (out / "manifest.csv").stat().st_mtime_ns == stamp

@@ -38,7 +38,8 @@ from xferlab.data.tts import SR, Synthesizer, require_tools
 from xferlab.errors import UserError
 
 __all__ = ["Corpus", "GENERATOR_VERSION", "LABELS", "PROFILES", "Profile", "SILENCE", "STYLES",
-           "UNKNOWN", "UNKNOWN_WORDS", "WORDS", "default_dir", "generate_corpus", "load_corpus"]
+           "UNKNOWN", "UNKNOWN_WORDS", "WORDS", "check_style_strength", "default_dir", "generate_corpus",
+           "load_corpus"]
 GENERATOR_VERSION = 1
 MARKER = "COMPLETE"
 _SPEAKERS = Profile(32, 4, 8, 0, 0.4)
@@ -94,11 +95,24 @@ class Corpus:
 
 
 
-def default_dir(profile: str, seed: int) -> Path:
+def default_dir(profile: str, seed: int, style_strength: float = 1.0) -> Path:
     """``$XFERLAB_CACHE/synth/<profile>-s<seed>-v<GENERATOR_VERSION>`` (cache root
-    defaults to ``.xferlab-cache`` in the working directory)."""
+    defaults to ``.xferlab-cache`` in the working directory), with ``-style<k>`` appended
+    for a style strength other than 1."""
     cache = Path(os.environ.get("XFERLAB_CACHE", ".xferlab-cache"))
-    return cache / "synth" / f"{profile}-s{seed}-v{GENERATOR_VERSION}"
+    suffix = "" if style_strength == 1.0 else f"-style{style_strength:g}"
+    return cache / "synth" / f"{profile}-s{seed}-v{GENERATOR_VERSION}{suffix}"
+
+
+STYLE_STRENGTHS = (0.0, 2.0)  # the range the engines render (at 4 festival fails on the slowest sad words)
+
+
+def check_style_strength(value: float) -> None:
+    """Refuse a style strength outside what the speech engines can render."""
+    low, high = STYLE_STRENGTHS
+    if not low <= value <= high:
+        raise UserError(f"data.style_strength={value:g} is out of range: use {low:g} (every style neutral) "
+                        f"to {high:g} (styles twice as far from the neutral voice; 1 = as defined)")
 
 
 def load_corpus(path: Path | str) -> Corpus:
@@ -117,7 +131,7 @@ def _reuse(out: Path, meta: dict) -> Corpus | None:
     """Return the finished corpus at ``out`` if it matches ``meta``; clear leftovers of an
     interrupted run; refuse to touch a directory that is not ours."""
     if (out / MARKER).is_file():
-        found = json.loads((out / MARKER).read_text())
+        found = {"style_strength": 1.0, **json.loads((out / MARKER).read_text())}  # older markers: 1
         if {k: found.get(k) for k in meta} != meta:
             raise UserError(f"{out} already holds another corpus ({found}): "
                             "pass another --out or delete that directory")
@@ -132,24 +146,29 @@ def _reuse(out: Path, meta: dict) -> Corpus | None:
 
 def generate_corpus(profile: str = "tiny", out: Path | None = None, seed: int = 0,
                     workers: int | None = None, progress: bool = True,
-                    _subset: int | None = None) -> Corpus:
+                    _subset: int | None = None, style_strength: float = 1.0) -> Corpus:
     """Generate (or reuse from the cache) the synthetic corpus of ``profile``.
+
+    ``style_strength`` scales how far each speaking style moves the voice (see
+    :meth:`synth_voices.Style.scaled`); every other draw of the plan stays the same.
 
     ``_subset`` keeps an evenly strided sample of that many clips of the same plan (clip i
     of a subset is byte-identical to the same clip of the full profile): tests use it.
     """
     if profile not in PROFILES:
         raise UserError(f"unknown synthetic corpus profile {profile!r}: use one of {', '.join(PROFILES)}")
-    meta = {"profile": profile, "seed": seed, "generator_version": GENERATOR_VERSION, "subset": _subset}
+    check_style_strength(style_strength)
+    meta = {"profile": profile, "seed": seed, "generator_version": GENERATOR_VERSION, "subset": _subset,
+            "style_strength": float(style_strength)}
     if out is None:
-        out = default_dir(profile, seed)
+        out = default_dir(profile, seed, style_strength)
         out = out.with_name(f"{out.name}-sub{_subset}") if _subset else out
     out = Path(out)
     corpus = _reuse(out, meta)
     if corpus is not None:
         return corpus
     require_tools()
-    tasks = sv.plan(PROFILES[profile], seed)
+    tasks = sv.plan(PROFILES[profile], seed, float(style_strength))
     if _subset:
         tasks = tasks[:: max(1, len(tasks) // _subset)][:_subset]
     out.parent.mkdir(parents=True, exist_ok=True)

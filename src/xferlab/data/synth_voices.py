@@ -63,6 +63,12 @@ class Style:
     breath: float  # aspiration noise relative to the voice
     tension: float  # soft saturation (pressed, tense voice)
 
+    def scaled(self, strength: float) -> "Style":
+        """This style ``strength`` times as far from the neutral voice: factors raised to
+        the power, dB and voice-quality amounts multiplied (0 = neutral, 1 = as defined)."""
+        return Style(self.f0 ** strength, self.span ** strength, self.rate ** strength,
+                     self.treble_db * strength, self.breath * strength, self.tension * strength)
+
 
 STYLES = {"neutral": Style(1.00, 1.0, 1.00, 0.0, 0.00, 0.0),
           "happy": Style(1.15, 1.6, 1.08, 2.0, 0.00, 0.0),
@@ -106,6 +112,7 @@ class ClipTask:
     snr_db: float  # NaN when clean
     gain_db: float  # speech RMS in dBFS (silence: noise RMS)
     seed: int
+    style_strength: float = 1.0  # how far the style moves the voice (Style.scaled)
 
 
 # Interleaved so that any prefix mixes engines; espeak is half because it is the most
@@ -163,9 +170,10 @@ def sample_speaker(index: int, rng: np.random.Generator) -> Speaker:
                    channel=_channel_sample(rng))
 
 
-def plan(profile: Profile, seed: int) -> list[ClipTask]:
+def plan(profile: Profile, seed: int, style_strength: float = 1.0) -> list[ClipTask]:
     """Every clip of the corpus, speaker by speaker; styles rotate over words so that each
-    speaker uses every style and each word is said in every style."""
+    speaker uses every style and each word is said in every style. ``style_strength``
+    changes only how the styles sound, not the plan's draws: the same clips are made."""
     rng = np.random.default_rng(seed)
     speakers = [sample_speaker(i, rng) for i in range(profile.n_speakers)]
     names = list(STYLES)
@@ -185,7 +193,8 @@ def plan(profile: Profile, seed: int) -> list[ClipTask]:
                 noise=str(rng.choice(NOISE_KINDS)) if noisy else "none",
                 snr_db=float(rng.choice(profile.snrs)) if noisy and not silent else float("nan"),
                 gain_db=float(rng.uniform(-75, -30) if silent else rng.uniform(-40, -18)),
-                seed=int(np.random.SeedSequence([seed, len(tasks)]).generate_state(1)[0])))
+                seed=int(np.random.SeedSequence([seed, len(tasks)]).generate_state(1)[0]),
+                style_strength=style_strength))
     return tasks
 
 
@@ -275,7 +284,7 @@ def _voice_quality(x: np.ndarray, style: Style, rng: np.random.Generator) -> np.
 def _speech(task: ClipTask, synth: Synthesizer, rng: np.random.Generator) -> tuple[np.ndarray, slice, dict]:
     """The word said by the jittered speaker in the task's style, placed at a random
     offset and recorded through the speaker's channel; also the span it occupies."""
-    spk, style = task.speaker, STYLES[task.style]
+    spk, style = task.speaker, STYLES[task.style].scaled(task.style_strength)
     u = Utterance(spk.engine, spk.voice, task.text, spk.f0 * style.f0 * rng.uniform(0.92, 1.08),
                   spk.f0_span * style.span * rng.uniform(0.8, 1.25),
                   spk.rate * style.rate * rng.uniform(0.9, 1.1), spk.vtl * rng.uniform(0.98, 1.02),

@@ -21,6 +21,7 @@ import pandas as pd
 from xferlab.data import splits
 from xferlab.data.speech_synth import GENERATOR_VERSION
 from xferlab.errors import UserError
+from xferlab.schema import OMIT_DEFAULT
 
 SPLIT_SEED = 0
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -54,7 +55,8 @@ class AudioTask:
 def corpus_for(data: Mapping[str, Any]) -> Any:
     from xferlab.data.speech_synth import generate_corpus
 
-    return generate_corpus(data.get("profile", "small"), seed=0)
+    return generate_corpus(data.get("profile", "small"), seed=0,
+                           style_strength=float(data.get("style_strength", 1.0)))
 
 
 def from_frames(name: str, corpus: Any, parts: dict[str, pd.DataFrame], label: str,
@@ -110,10 +112,14 @@ def style_task(name: str, data: Mapping[str, Any]) -> AudioTask:
     return task
 
 
+def check_confound(confound: float) -> None:
+    if not 0.0 <= confound <= 1.0:
+        raise UserError(f"data.confound={confound:g} must lie in [0, 1]: 0 = balanced, 1 = speaker decides style")
+
+
 def confound_styles(train: pd.DataFrame, confound: float) -> pd.DataFrame:
     """Keep each speaker's home-style clips and other styles with probability 1 - confound."""
-    if not 0.0 <= confound <= 1.0:
-        raise UserError(f"data.confound={confound} must lie in [0, 1]: 0 = balanced, 1 = speaker decides style")
+    check_confound(confound)
     if confound == 0.0:
         return train
     rng = np.random.default_rng(SPLIT_SEED)
@@ -186,9 +192,24 @@ class Options:
     profile: str = "small"  # corpus profile: a name in speech_synth.PROFILES
     split: str = "default"  # speaker | word | random; default: the task's own
     confound: float = 0.0  # style tasks: how strongly the training speaker tracks the style
+    # how far the corpus's speaking styles move the voice: 1 as defined, 2 twice as far (the
+    # style cue's strength against the speakers' own variation); a corpus of its own
+    style_strength: float = field(default=1.0, metadata={OMIT_DEFAULT: True})
 
 
 OPTIONS = Options
+
+
+def check(name: str, data: Mapping[str, Any]) -> None:
+    """Pre-run check (no audio is made): the corpus profile, the style strength and the
+    confound are ones the generator and the tasks take."""
+    from xferlab.data.speech_synth import PROFILES, check_style_strength
+
+    profile = data.get("profile", "small")
+    if profile not in PROFILES:
+        raise UserError(f"data.profile={profile!r} is not a synthetic corpus profile: use one of {', '.join(PROFILES)}")
+    check_style_strength(float(data.get("style_strength", 1.0)))
+    check_confound(float(data.get("confound", 0.0)))
 VERSION = f"synth-generator-{GENERATOR_VERSION}"  # regenerated corpus -> new cached features
 TASKS: dict[str, tuple[Callable[[str, Mapping[str, Any]], AudioTask], str]] = {
     "synth/words": (words_task, "35 words + _silence_ + _unknown_, speaker-disjoint (V2S source task)"),

@@ -22,7 +22,8 @@ from xferlab.report.query import column, metric, seed
 
 # A target task setting: what a baseline is comparable within (the model width and head and
 # the synthetic corpus profile change the task as much as the dataset does).
-TASK = ["task", "split", "confound", "width", "profile", "dropout", "head_init", "norm", "magnitude", "masks"]
+TASK = ["task", "split", "confound", "style_strength", "width", "profile", "dropout", "head_init", "norm",
+        "magnitude", "masks"]
 # A cell: one experiment (spec) of one condition at one layer (and the layer's tap mode).
 # The spec is part of it, so two experiments are never averaged into one number, even
 # with equal settings.
@@ -63,6 +64,8 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
                        confound=pd.to_numeric(column(runs, "params.data.confound"), errors="coerce").fillna(0.0),
                        width=pd.to_numeric(column(runs, "params.model.width"), errors="coerce").fillna(0.0),
                        profile=column(runs, "params.data.profile").fillna("").astype(str),
+                       style_strength=pd.to_numeric(column(runs, "params.data.style_strength"),
+                                                    errors="coerce").fillna(1.0),
                        # absent = the default (the options came after runs were recorded)
                        dropout=pd.to_numeric(column(runs, "params.model.dropout"), errors="coerce").fillna(0.5),
                        head_init=column(runs, "params.model.head_init").fillna("torchvision").astype(str),
