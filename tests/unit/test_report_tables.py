@@ -176,6 +176,34 @@ def test_mapping_table_settings_in_order():
     assert table.loc["mean over datasets", "random m=3_n"] == 1
 
 
+def test_source_control_sits_beside_trained_sources_at_its_own_setting():
+    def run(i, dataset, acc, source, seg, dropout, table="v2s_table2", **extra):
+        return v2s_run(i, dataset, acc, source=source, seed=i, **{
+            "params.model.seg": str(seg), "params.model.dropout": str(dropout), "tags.xferlab.table": table,
+            "tags.xferlab.n_classes": "2", "tags.xferlab.source_run": f"src-{source}", **extra})
+
+    sources = pd.DataFrame({"run_id": ["src-attrnn", "src-attrnn_untrained", "src-tcn"],
+                            "params.model.arch": ["attrnn", "attrnn", "tcn"]})  # the lineage
+    control = v2s_tables.prepare(pd.DataFrame([run(1, "GunPoint", 0.5, "attrnn_untrained", 3, 0.2, "c"),
+                                               run(2, "GunPoint", 0.6, "attrnn_untrained", 3, 0.2, "c")]), sources)
+    trained = v2s_tables.prepare(pd.DataFrame([
+        run(3, "GunPoint", 0.9, "attrnn", 3, 0.2), run(4, "GunPoint", 0.8, "attrnn", 3, 0.2),
+        run(5, "GunPoint", 0.99, "attrnn", 10, 0.4),  # another setting: left out
+        run(6, "GunPoint", 0.1, "attrnn_untrained", 3, 0.2),  # the control's own source: left out
+        run(7, "GunPoint", 0.99, "tcn", 3, 0.2),  # another architecture: left out
+        run(8, "GunPoint", 0.99, "attrnn", 3, 0.2, **{"params.model.method": "tf_a"}),  # another method: left out
+        run(9, "Coffee", 0.99, "attrnn", 3, 0.2)]), sources)  # no control on Coffee: no row
+    table = v2s_ablations.source_control(control, trained)
+    assert list(table["dataset"]) == ["GunPoint"]
+    got = table.iloc[0]
+    assert got["setting"] == "seg 3, dropout 0.2" and got["control_source"] == "attrnn_untrained"
+    assert got["control_mean"] == pytest.approx(55.0) and got["control_n"] == 2 and got["chance"] == 50.0
+    assert got["trained_source"] == "attrnn" and got["trained_n"] == 2
+    assert got["trained_mean"] == pytest.approx(85.0) and got["trained_minus_control"] == pytest.approx(30.0)
+    assert got["paper_v2s_a"] == 96.67
+    assert v2s_ablations.source_control(control.iloc[:0], trained).empty
+
+
 # -- consistency flags --------------------------------------------------------------------
 def test_consistency_flags_config_and_code_minorities():
     runs = pd.DataFrame([v2s_run(1, "Coffee", 0.9, seed=0), v2s_run(2, "Coffee", 0.9, seed=1),

@@ -24,6 +24,7 @@ _ITEMS: tuple[tuple[str, str, str], ...] = (
     ("v2s_table3", "V2S Table 3: source validation loss and SWD", f"{_V2S}:table3_item"),
     ("v2s_table4", "V2S Table 4: source architectures", f"{_V2S}:table4_item"),
     ("v2s_mapping", "V2S appendix D.2: label mapping comparison", f"{_V2S}:mapping_item"),
+    ("v2s_source_control", "V2S control: an untrained source beside trained ones", f"{_V2S}:source_control_item"),
     ("v2s_fig3", "V2S Figure 3: accuracy, loss and SWD per epoch", f"{_V2S}:fig3_item"),
     ("v2s_fig4", "V2S Figure 4: class activation mapping", f"{_V2S}:fig4_item"),
     ("v2s_fig5", "V2S Figure 5: t-SNE of logits", f"{_V2S}:fig5_item"),

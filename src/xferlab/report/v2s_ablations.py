@@ -118,3 +118,43 @@ def mapping_table(prepared: pd.DataFrame) -> pd.DataFrame:
         mean_row[f"{s}_mean"] = table[f"{s}_mean"].mean()
         mean_row[f"{s}_n"] = int(table[f"{s}_mean"].notna().sum())
     return pd.concat([table, pd.DataFrame([mean_row])], ignore_index=True)
+
+
+SETTING = ["params.model.seg", "params.model.dropout"]
+
+
+def source_control(control: pd.DataFrame, trained: pd.DataFrame, ref: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The untrained-source control beside trained sources at the same setting.
+
+    ``control``: prepared runs of the control table (V2S on an untrained source);
+    ``trained``: prepared Table 2 runs, all settings (before any selection on validation).
+    Per dataset and setting (seg, dropout): the control's test accuracy, chance (100 /
+    classes), and the same architecture's other sources at that setting, so the gap is what
+    the source's training carries and nothing else (method, setting and architecture are equal).
+    """
+    cols = ["dataset", "setting", "control_source", "control_mean", "control_std", "control_n", "chance",
+            "trained_source", "trained_mean", "trained_std", "trained_n", "trained_minus_control", "paper_v2s_a"]
+    if control.empty:
+        return pd.DataFrame(columns=cols)
+    ref = papers.load("v2s_table2") if ref is None else ref
+
+    def keyed(runs: pd.DataFrame) -> pd.DataFrame:
+        setting = [f"seg {s}, dropout {d}" for s, d in zip(column(runs, SETTING[0]), column(runs, SETTING[1]))]
+        return runs.assign(setting=setting, source=column(runs, "params.model.source").fillna("?").astype(str))
+
+    control, trained = keyed(control), keyed(trained)
+    table = aggregate(control, ["dataset", "setting", "method", "arch", "source"], "acc", "control_")
+    rows = []
+    for _, cell in table.iterrows():
+        same = trained[(trained["dataset"] == cell["dataset"]) & (trained["setting"] == cell["setting"])
+                       & (trained["method"] == cell["method"]) & (trained["arch"] == cell["arch"])
+                       & (trained["source"] != cell["source"])]
+        mean, std, n = stats(same["acc"])
+        classes = control.loc[control["dataset"] == cell["dataset"], "n_classes"].max()
+        rows.append({**cell.drop(["method", "arch", "source"]).to_dict(), "control_source": cell["source"],
+                     "chance": 100.0 / classes if classes == classes and classes else np.nan,
+                     "trained_source": ", ".join(sorted(set(same["source"]))), "trained_mean": mean,
+                     "trained_std": std, "trained_n": n, "trained_minus_control": mean - cell["control_mean"]})
+    out = pd.DataFrame(rows).merge(ref[["dataset", "v2s_a"]].rename(columns={"v2s_a": "paper_v2s_a"}),
+                                   on="dataset", how="left")
+    return out[cols]

@@ -156,6 +156,25 @@ def mapping_item(ctx: Context) -> Section:
     return sec
 
 
+def source_control_item(ctx: Context) -> Section:
+    """V2S on an untrained source (table v2s_source_control) beside the trained sources'
+    Table 2 runs at the same seg and dropout: what the source's speech training carries."""
+    sec = titled("v2s_source_control")
+    control, query = prepared(ctx, "v2s_source_control")
+    trained_query = ctx.query({"xferlab.table": "v2s_table2"}, "v2s")
+    trained = ctx.memo("v2s_table2_all_settings",
+                       lambda: v2s_tables.prepare(ctx.select(trained_query), sources(ctx)[0]))
+    if control.empty:
+        sec.missing.append(no_runs("the untrained-source control", query))
+    table = v2s_ablations.source_control(control, trained)
+    notes = [NOTES[0], "trained: Table 2 runs of the same architecture and setting from other sources, "
+             "all of them (no selection on validation: the setting is fixed by the control)",
+             f"trained runs: {trained_query.describe()}"]
+    emit(ctx, sec, "v2s_source_control", "V2S control: untrained vs trained source at the same setting, "
+         "test accuracy (%)", table, query, notes, len(control))
+    return sec
+
+
 def figure_dataset(ctx: Context, runs: pd.DataFrame) -> str | None:
     """--v2s-dataset, else the first dataset (paper order) with V2S runs."""
     wanted = ctx.options.v2s_dataset
