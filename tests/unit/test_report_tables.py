@@ -539,6 +539,11 @@ def test_a_changed_model_head_is_another_task_setting():
                                           {**run(3, "at", 0.60, "kaiming"), "params.model.magnitude": "log"}]))
     assert at_tables.at_layers(log).query("condition == 'at'")["baseline_test"].isna().all()  # log never meets linear
     assert at_tables.variant_label(log.iloc[1]) == " (log magnitude)" and at_tables.variant_label(log.iloc[0]) == ""
+    assert at_tables.variant_label({"magnitude": "log", "style_strength": 2.0}) == " (log magnitude, style strength 2)"
+    assert at_tables.variant_label({"style_strength": 1.0}) == ""
+    vivid = at_tables.prepare(pd.DataFrame([run(2, "baseline", 0.50, "kaiming"),
+                                            {**run(3, "at", 0.60, "kaiming"), "params.data.style_strength": "2.0"}]))
+    assert at_tables.at_layers(vivid).query("condition == 'at'")["baseline_test"].isna().all()  # nor strength 2 with 1
 
 
 def test_a_confound_sweep_is_drawn_per_experiment_and_magnitude(tmp_path, monkeypatch: pytest.MonkeyPatch):
@@ -563,4 +568,29 @@ def test_a_confound_sweep_is_drawn_per_experiment_and_magnitude(tmp_path, monkey
                         or real_save(fig, path))
     figures.at_confound(summary, tmp_path / "confound.png")
     assert len(shown[0]) == 2 and any("(log magnitude)" in t for t in shown[0])
+    plt.close("all")
+
+
+def test_the_per_layer_figure_draws_each_experiment_as_its_own_line(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Two specs of the same task at two style strengths: two lines of two layers each
+    (grouped on task, split and confound alone they were one line zig-zagging over 4 points)."""
+    import matplotlib.pyplot as plt
+
+    from xferlab.report import figures
+
+    def run(i, cond, test, layer, spec, strength):
+        return {**at_run(i, cond, test, test, layer=layer), "tags.xferlab.spec": spec,
+                "params.data.style_strength": strength}
+
+    runs = at_tables.prepare(pd.DataFrame([
+        run(1, "baseline", 0.5, 4, "one", "1.0"), run(2, "at", 0.6, 2, "one", "1.0"), run(3, "at", 0.4, 4, "one", "1.0"),
+        run(4, "baseline", 0.7, 4, "two", "2.0"), run(5, "at", 0.7, 2, "two", "2.0"), run(6, "at", 0.8, 4, "two", "2.0")]))
+    shown: list = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: shown.append(
+        [(line.get_label(), len(line.get_xdata())) for line in fig.axes[1].get_lines()]) or real_save(fig, path))
+    figures.at_per_layer(at_tables.at_layers(runs), tmp_path / "layers.png")
+    lines = [(label, n) for label, n in shown[0] if label.startswith("synth")]
+    assert sorted(n for _, n in lines) == [2, 2]
+    assert any("style strength 2" in label for label, _ in lines)
     plt.close("all")

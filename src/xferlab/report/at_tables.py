@@ -226,10 +226,13 @@ def task_label(task: str, split: str, confound: float) -> str:
 
 
 def variant_label(row: "pd.Series | dict") -> str:
-    """`` (log magnitude, batch norm)``: the offline-analogue variants a task setting uses,
+    """`` (log magnitude, batch norm, style strength 2)``: the offline-analogue variants a task setting uses,
     so that no row of them reads as the paper's network; empty for the paper's."""
     parts = [text for key, paper, text in (("magnitude", "linear", "log magnitude"), ("norm", "none", "batch norm"))
              if str(row.get(key, paper)) != paper]
+    strength = float(row.get("style_strength", 1.0))
+    if strength != 1.0:
+        parts.append(f"style strength {strength:g}")
     return f" ({', '.join(parts)})" if parts else ""
 
 
