@@ -23,7 +23,7 @@ from tests.conftest import fresh_env, run_cli
 
 ROLES = ("--role", "final", "--role", "smoke")  # smoke specs' runs count whichever role the runner gives them
 TABLES = ("claims", "v2s_table2", "v2s_significance", "v2s_table3", "v2s_table4", "v2s_mapping", "v2s_mapping_selection",
-          "at_summary", "at_layers", "tuning", "flags", "inventory")
+          "v2s_source_control", "at_summary", "at_layers", "tuning", "flags", "inventory")
 FIGURES = ("claims", "v2s_fig3", "v2s_fig4", "v2s_fig5", "at_boost", "at_per_layer", "at_per_layer_paper", "at_loss")
 
 
