@@ -517,6 +517,14 @@ def test_two_experiments_are_never_averaged_into_one_cell():
                                           run(2, "at", 0.50, "at_1")]))
     row = at_tables.summary(two).set_index("spec").loc["at_1"]
     assert pd.isna(row.get("baseline_test_mean"))  # two baseline experiments: never pooled
+    assert set(at_tables.summary(two)["spec"]) == {"at_1", "base_a", "base_b"}  # each baseline its own row
+    # an AT spec with its own baseline lends nothing: a baseline-only spec of the same setting
+    # (a confound-gap experiment) keeps its row
+    own = at_tables.prepare(pd.DataFrame([run(1, "baseline", 0.40, "gap"), run(5, "baseline", 0.60, "at_1"),
+                                          run(2, "at", 0.50, "at_1")]))
+    table = at_tables.summary(own).set_index("spec")
+    assert table.loc["gap", "baseline_test_mean"] == pytest.approx(40.0)
+    assert table.loc["at_1", "baseline_test_mean"] == pytest.approx(60.0)
 
 
 def test_a_changed_model_head_is_another_task_setting():

@@ -191,7 +191,14 @@ def summary(prepared: pd.DataFrame, layers: pd.DataFrame | None = None) -> pd.Da
     refs = layers[layers["condition"] != "baseline"][[*exp, "ref_model"]].drop_duplicates()
     bare = layers[exp].drop_duplicates().merge(refs[exp].drop_duplicates(), how="left", indicator=True)
     bare = bare[bare["_merge"] == "left_only"][exp]
-    bare = bare[~bare[TASK].apply(tuple, axis=1).isin(set(refs[TASK].apply(tuple, axis=1)))]  # shown beside AT
+    # a baseline-only experiment is shown beside AT instead of as a row of its own only where an
+    # AT experiment of its task setting has no baseline and borrows it: the setting's only one
+    # (_baseline_rows)
+    base = layers[layers["condition"] == "baseline"][exp].drop_duplicates()
+    borrowers = refs[~refs[exp].apply(tuple, axis=1).isin(set(base.apply(tuple, axis=1)))] if len(refs) else refs
+    lent = base.groupby(TASK, dropna=False)["spec"].transform("nunique") == 1
+    lent = set(base[lent][TASK].apply(tuple, axis=1)) & set(borrowers[TASK].apply(tuple, axis=1))
+    bare = bare[~bare[TASK].apply(tuple, axis=1).isin(lent)]
     keys = pd.concat([refs, bare.assign(ref_model="")])
     rows = []
     for key in keys.to_dict("records"):
