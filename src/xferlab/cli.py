@@ -203,8 +203,10 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from xferlab.data.speech_synth import generate_corpus
+    from xferlab.data.speech_synth import check_profile, check_style_strength, generate_corpus
 
+    check_profile(args.profile, "--profile")
+    check_style_strength(args.style_strength, "--style-strength")
     corpus = generate_corpus(args.profile, out=Path(args.out) if args.out else None,
                              seed=args.seed, workers=args.workers, style_strength=args.style_strength)
     m = corpus.manifest

@@ -182,8 +182,8 @@ def test_source_control_sits_beside_trained_sources_at_its_own_setting():
             "params.model.seg": str(seg), "params.model.dropout": str(dropout), "tags.xferlab.table": table,
             "tags.xferlab.n_classes": "2", "tags.xferlab.source_run": f"src-{source}", **extra})
 
-    sources = pd.DataFrame({"run_id": ["src-attrnn", "src-attrnn_untrained", "src-tcn"],
-                            "params.model.arch": ["attrnn", "attrnn", "tcn"]})  # the lineage
+    sources = pd.DataFrame({"run_id": ["src-attrnn", "src-attrnn_untrained", "src-tcn", "src-attrnn_q"],
+                            "params.model.arch": ["attrnn", "attrnn", "tcn", "attrnn"]})  # the lineage
     control = v2s_tables.prepare(pd.DataFrame([run(1, "GunPoint", 0.5, "attrnn_untrained", 3, 0.2, "c"),
                                                run(2, "GunPoint", 0.6, "attrnn_untrained", 3, 0.2, "c")]), sources)
     trained = v2s_tables.prepare(pd.DataFrame([
@@ -192,9 +192,12 @@ def test_source_control_sits_beside_trained_sources_at_its_own_setting():
         run(6, "GunPoint", 0.1, "attrnn_untrained", 3, 0.2),  # the control's own source: left out
         run(7, "GunPoint", 0.99, "tcn", 3, 0.2),  # another architecture: left out
         run(8, "GunPoint", 0.99, "attrnn", 3, 0.2, **{"params.model.method": "tf_a"}),  # another method: left out
-        run(9, "Coffee", 0.99, "attrnn", 3, 0.2)]), sources)  # no control on Coffee: no row
+        run(9, "Coffee", 0.99, "attrnn", 3, 0.2),  # no control on Coffee: no row
+        run(10, "GunPoint", 0.99, "attrnn", 3, 0.2, **{"params.train.epochs": "2"}),  # trained otherwise: left out
+        run(11, "GunPoint", 0.7, "attrnn_q", 3, 0.2)]), sources)  # another trained source: its own row
     table = v2s_ablations.source_control(control, trained)
-    assert list(table["dataset"]) == ["GunPoint"]
+    assert list(table["dataset"]) == ["GunPoint", "GunPoint"]
+    assert list(table["trained_source"]) == ["attrnn", "attrnn_q"] and table["trained_mean"].iloc[1] == pytest.approx(70.0)
     got = table.iloc[0]
     assert got["setting"] == "seg 3, dropout 0.2" and got["control_source"] == "attrnn_untrained"
     assert got["control_mean"] == pytest.approx(55.0) and got["control_n"] == 2 and got["chance"] == 50.0
@@ -202,6 +205,8 @@ def test_source_control_sits_beside_trained_sources_at_its_own_setting():
     assert got["trained_mean"] == pytest.approx(85.0) and got["trained_minus_control"] == pytest.approx(30.0)
     assert got["paper_v2s_a"] == 96.67
     assert v2s_ablations.source_control(control.iloc[:0], trained).empty
+    alone = v2s_ablations.source_control(control, trained.iloc[:0])  # no trained runs: the control's row, empty beside
+    assert len(alone) == 1 and alone["trained_n"].iloc[0] == 0 and alone["control_n"].iloc[0] == 2
 
 
 # -- consistency flags --------------------------------------------------------------------
@@ -397,6 +402,18 @@ def test_experiment_rows_mean_std_over_repetitions():
     assert rows.loc["a", "test acc std"] == pytest.approx(math.sqrt(0.02))
     assert rows.loc["b", "train loss mean"] == 3.0 and math.isnan(rows.loc["b", "test F1 mean"])
     assert rows.loc["a", "link"] == "file:///tmp/x/spec.yaml"
+
+
+def test_experiment_rows_keep_two_configurations_of_one_cell_apart():
+    """A spec edited after it ran (the quickstart's style strength, 1 -> 2): its old and new
+    runs share the cell tag, never a row; seeds alone never split one."""
+    runs = pd.DataFrame({"tags.xferlab.cell": ["a", "a", "a", "a"], "metrics.test_accuracy": [0.4, 0.5, 0.6, 0.7],
+                         "params.seed": ["0", "1", "0", "1"], "params.data.style_strength": [None, None, "2.0", "2.0"],
+                         "artifact_uri": ["/tmp/x"] * 4})
+    rows = at_xlsx.instance_rows(runs).set_index("parameters")
+    assert rows.loc["a [data.style_strength=—]", "test acc mean"] == pytest.approx(0.45)
+    assert rows.loc["a [data.style_strength=2.0]", "test acc mean"] == pytest.approx(0.65)
+    assert list(at_xlsx.instance_rows(runs.iloc[2:])["parameters"]) == ["a"]
 
 
 # -- tuning -------------------------------------------------------------------------------

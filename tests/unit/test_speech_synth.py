@@ -139,7 +139,7 @@ def test_foreign_directories_are_refused(tmp_path: Path) -> None:
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(UserError, match="not a synthetic corpus"):
         ss.generate_corpus("tiny", out=tmp_path / "mine", progress=False)
-    with pytest.raises(UserError, match="unknown synthetic corpus profile"):
+    with pytest.raises(UserError, match="data.profile='huge' is not a synthetic corpus profile"):
         ss.generate_corpus("huge", out=tmp_path / "x")
 
 
@@ -196,6 +196,9 @@ def test_style_strength_scaling_and_range() -> None:
     for bad in (-0.5, 2.5):
         with pytest.raises(UserError, match=r"data.style_strength=.* is out of range: use 0 .* to 2"):
             ss.generate_corpus("tiny", out=Path("/nonexistent"), style_strength=bad)
+    with pytest.raises(UserError, match=r"data.style_strength=1.0000001 has more than two decimals: round it \(e.g. 1\)"):
+        ss.generate_corpus("tiny", out=Path("/nonexistent"), style_strength=1.0000001)
+    assert ss.default_dir("tiny", 0, -0.0) == ss.default_dir("tiny", 0, 0.0)
 
 
 def test_a_corpus_marked_before_style_strength_is_reused(tmp_path: Path) -> None:

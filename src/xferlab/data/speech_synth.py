@@ -38,7 +38,7 @@ from xferlab.data.tts import SR, Synthesizer, require_tools
 from xferlab.errors import UserError
 
 __all__ = ["Corpus", "GENERATOR_VERSION", "LABELS", "PROFILES", "Profile", "SILENCE", "STYLES",
-           "UNKNOWN", "UNKNOWN_WORDS", "WORDS", "check_style_strength", "default_dir", "generate_corpus",
+           "UNKNOWN", "UNKNOWN_WORDS", "WORDS", "check_profile", "check_style_strength", "default_dir", "generate_corpus",
            "load_corpus"]
 GENERATOR_VERSION = 1
 MARKER = "COMPLETE"
@@ -100,19 +100,27 @@ def default_dir(profile: str, seed: int, style_strength: float = 1.0) -> Path:
     defaults to ``.xferlab-cache`` in the working directory), with ``-style<k>`` appended
     for a style strength other than 1."""
     cache = Path(os.environ.get("XFERLAB_CACHE", ".xferlab-cache"))
-    suffix = "" if style_strength == 1.0 else f"-style{style_strength:g}"
+    suffix = "" if style_strength == 1.0 else f"-style{style_strength + 0.0:g}"  # (+ 0.0: no "-0")
     return cache / "synth" / f"{profile}-s{seed}-v{GENERATOR_VERSION}{suffix}"
 
 
 STYLE_STRENGTHS = (0.0, 2.0)  # the range the engines render (at 4 festival fails on the slowest sad words)
 
 
-def check_style_strength(value: float) -> None:
-    """Refuse a style strength outside what the speech engines can render."""
+def check_profile(profile: str, name: str = "data.profile") -> None:
+    if profile not in PROFILES:
+        raise UserError(f"{name}={profile!r} is not a synthetic corpus profile: use one of {', '.join(PROFILES)}")
+
+
+def check_style_strength(value: float, name: str = "data.style_strength") -> None:
+    """Refuse a style strength outside what the speech engines can render, or with more than
+    two decimals (it names the corpus folder: 1.0000001 and 1 must not share one)."""
     low, high = STYLE_STRENGTHS
     if not low <= value <= high:
-        raise UserError(f"data.style_strength={value:g} is out of range: use {low:g} (every style neutral) "
+        raise UserError(f"{name}={value:g} is out of range: use {low:g} (every style neutral) "
                         f"to {high:g} (styles twice as far from the neutral voice; 1 = as defined)")
+    if round(value, 2) != value:
+        raise UserError(f"{name}={value!r} has more than two decimals: round it (e.g. {round(value, 2):g})")
 
 
 def load_corpus(path: Path | str) -> Corpus:
@@ -155,11 +163,10 @@ def generate_corpus(profile: str = "tiny", out: Path | None = None, seed: int = 
     ``_subset`` keeps an evenly strided sample of that many clips of the same plan (clip i
     of a subset is byte-identical to the same clip of the full profile): tests use it.
     """
-    if profile not in PROFILES:
-        raise UserError(f"unknown synthetic corpus profile {profile!r}: use one of {', '.join(PROFILES)}")
+    check_profile(profile)
     check_style_strength(style_strength)
     meta = {"profile": profile, "seed": seed, "generator_version": GENERATOR_VERSION, "subset": _subset,
-            "style_strength": float(style_strength)}
+            "style_strength": float(style_strength) + 0.0}
     if out is None:
         out = default_dir(profile, seed, style_strength)
         out = out.with_name(f"{out.name}-sub{_subset}") if _subset else out

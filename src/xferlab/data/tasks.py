@@ -203,13 +203,13 @@ OPTIONS = Options
 def check(name: str, data: Mapping[str, Any]) -> None:
     """Pre-run check (no audio is made): the corpus profile, the style strength and the
     confound are ones the generator and the tasks take."""
-    from xferlab.data.speech_synth import PROFILES, check_style_strength
+    from xferlab.data.speech_synth import check_profile, check_style_strength
 
-    profile = data.get("profile", "small")
-    if profile not in PROFILES:
-        raise UserError(f"data.profile={profile!r} is not a synthetic corpus profile: use one of {', '.join(PROFILES)}")
+    check_profile(data.get("profile", "small"))
     check_style_strength(float(data.get("style_strength", 1.0)))
     check_confound(float(data.get("confound", 0.0)))
+
+
 VERSION = f"synth-generator-{GENERATOR_VERSION}"  # regenerated corpus -> new cached features
 TASKS: dict[str, tuple[Callable[[str, Mapping[str, Any]], AudioTask], str]] = {
     "synth/words": (words_task, "35 words + _silence_ + _unknown_, speaker-disjoint (V2S source task)"),

@@ -55,8 +55,8 @@ def summary_frame(ctx: Context) -> pd.DataFrame:
         table = at_tables.summary(runs, layers_frame(ctx))
         flags = ctx.flags.get("at")
         if flags is not None and len(table):
-            key = lambda f: pd.Series([f"{spec}: {at_tables.task_label(*k)}" for spec, *k in  # noqa: E731
-                                       zip(f["spec"], f["task"], f["split"], f["confound"])], index=f.index)
+            key = lambda f: pd.Series([f"{r['spec']}: {at_tables.setting_label(r)}"  # noqa: E731
+                                       for r in f.to_dict("records")], index=f.index, dtype=object)
             notes = flag_notes(flags.assign(row=key(flags)), "row", "condition")
             table["flags"] = key(table).map(notes).fillna("")
         return table
@@ -95,8 +95,8 @@ SPREADSHEET_COLUMNS = ("run_id", "run_name", "artifact_uri", "tags.xferlab.cell"
 
 def spreadsheets_item(ctx: Context) -> Section:
     sec, runs, _ = section(ctx, "at_spreadsheets", "the per-experiment spreadsheets")
-    keep = [c for c in runs.columns if c.startswith("metrics.") or c in SPREADSHEET_COLUMNS]
-    runs = runs[keep]  # the groups below copy only what a sheet shows, not every param and tag
+    keep = [c for c in runs.columns if c.startswith(("metrics.", "params.")) or c in SPREADSHEET_COLUMNS]
+    runs = runs[keep]  # what a sheet shows, and the params that keep two configurations apart
     for spec, group in runs.groupby(column(runs, "tags.xferlab.spec").fillna("unknown")):
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(spec)).strip("_")
         path = write_experiment_xlsx(group, ctx.path("at_experiments", f"{safe}.xlsx"), f"experiment {spec}")
@@ -163,7 +163,7 @@ def loss_item(ctx: Context) -> Section:
     cell = at[same.all(axis=1)].head(5)
     hist = metric_histories(cell["run_id"], ["train_ce_loss", "val_ce_loss", "at_loss", "val_at_loss",
                                              "train_loss", "val_loss"])
-    title = f"{at_tables.task_label(first['task'], first['split'], first['confound'])}: {first['condition']} at layer {first['layer']:.0f} vs {first['ref_model']}"
+    title = f"{at_tables.setting_label(first)}: {first['condition']} at layer {first['layer']:.0f} vs {first['ref_model']}"
     path = figures.at_loss(hist, ctx.path("figures", "at_loss.png"), title)
     sec.figures.append(FigureOut("at_loss", "Loss through epochs", path, ["mean ± std over repetitions (the first 5)"],
                                  f"{query.describe()} AND params.`at.layer` = '{first['layer']:.0f}'", len(cell)))

@@ -232,6 +232,12 @@ def task_label(task: str, split: str, confound: float) -> str:
     return text + (f" confound {confound:g}" if confound else "")
 
 
+def setting_label(row: "pd.Series | dict") -> str:
+    """``synth/style_speakersplit confound 0.8 (log magnitude, style strength 2)``: a task
+    setting as every table, figure and note names it."""
+    return f"{task_label(row['task'], row['split'], row['confound'])}{variant_label(row)}"
+
+
 def variant_label(row: "pd.Series | dict") -> str:
     """`` (log magnitude, batch norm, style strength 2)``: the offline-analogue variants a task setting uses,
     so that no row of them reads as the paper's network; empty for the paper's."""
@@ -300,8 +306,7 @@ def our_boost(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty or "at_best_test_mean" not in table:
         return pd.DataFrame(columns=["label", "best_layer", "mean_layers"])
     rows = table[table["at_best_test_mean"].notna() & table["baseline_test_mean"].notna()]
-    labels = [f"{spec}: {task_label(t, s, c)}\nvs {r}" for spec, t, s, c, r in
-              zip(rows["spec"], rows["task"], rows["split"], rows["confound"], rows["ref_model"])]
+    labels = [f"{row['spec']}: {setting_label(row)}\nvs {row['ref_model']}" for row in rows.to_dict("records")]
     return pd.DataFrame({"label": labels,
                          "best_layer": rows["at_best_test_mean"] - rows["baseline_test_mean"],
                          "mean_layers": rows["at_layers_test_mean"] - rows["baseline_test_mean"]})

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from xferlab.report.frames import SEED_PARAMS, config_key
 from xferlab.report.query import column
 
 MEASURES = (("loss", "loss"), ("accuracy", "acc"), ("f1_macro", "F1"), ("precision_macro", "precision"),
@@ -44,10 +45,27 @@ def _artifact_link(artifact_uri: object, name: str = "spec.yaml") -> str | None:
     return None
 
 
-def instance_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration (``tags.xferlab.cell``), mean/std over its runs (one
-    vectorised groupby for all 15 metrics)."""
+def _configurations(runs: pd.DataFrame) -> pd.Series:
+    """The row label of each run: its cell (``tags.xferlab.cell``), and where one cell holds
+    runs of several configurations (a spec edited after it ran, e.g. another magnitude), the
+    params that tell them apart, so two configurations are never averaged into one row."""
     cells = column(runs, "tags.xferlab.cell").fillna(column(runs, "run_name")).fillna("default").astype(str)
+    keys = config_key(runs)
+    labels = cells.copy()
+    for cell in cells[keys.groupby(cells).transform("nunique") > 1].unique():
+        mine = runs[cells == cell]
+        shown = mine.astype(object).where(mine.notna(), "—").astype(str)  # absent: a dash (pandas 3 keeps NaN)
+        params = [c for c in mine.columns if c.startswith("params.") and c not in SEED_PARAMS
+                  and shown[c].nunique() > 1]
+        for i in mine.index:
+            labels[i] = cell + " [" + ", ".join(f"{c[len('params.'):]}={shown.at[i, c]}" for c in params) + "]"
+    return labels
+
+
+def instance_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (``tags.xferlab.cell``, split by params where a cell holds
+    several), mean/std over its runs (one vectorised groupby for all 15 metrics)."""
+    cells = _configurations(runs)
     values = pd.DataFrame(index=runs.index)
     for split in SPLITS:
         for measure, short in MEASURES:

@@ -173,8 +173,7 @@ def at_claims(summary: pd.DataFrame, layers: pd.DataFrame, pairs: pd.DataFrame) 
     for _, key in summary.iterrows() if len(summary) else []:
         if not key.get("paper_task"):
             continue
-        scope = (f"{at_tables.task_label(key['task'], key['split'], key['confound'])}{at_tables.variant_label(key)}"
-                 f" vs {key['ref_model']}")
+        scope = f"{at_tables.setting_label(key)} vs {key['ref_model']}"
         for cond in at_tables.AT_CONDITIONS:
             best, gain = key.get(f"{cond}_best_layer"), _paper_gain(key, cond)
             per_layer = layers[_same_analogue(layers, key, cond)].sort_values("layer")

@@ -104,10 +104,11 @@ def at_boost(paper: pd.DataFrame, ours: pd.DataFrame, path: Path) -> Path:
 
 
 def at_per_layer(layers: pd.DataFrame, path: Path) -> Path:
-    """Per-layer improvement over the baseline (train and test): one line per task/split/
-    orthogonal model and their average; one shared legend below the panels."""
+    """Per-layer improvement over the baseline (train and test): one line per experiment
+    (task setting, spec, condition, orthogonal model, tap) and their average; one shared
+    legend below the panels."""
     at = layers[layers["condition"].isin(["at", "dual_at"]) & layers["layer"].notna()]
-    keys = [c for c in [*at_tables.TASK, "spec", "condition", "ref_model"] if c in at.columns]
+    keys = [c for c in [*at_tables.TASK, "spec", "condition", "ref_model", "tap"] if c in at.columns]
     groups = list(at.groupby(keys, dropna=False))  # one line per experiment: never two joined
     legend_rows = -(-(len(groups) + 1) // 3)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6 + 0.2 * legend_rows))
@@ -115,8 +116,7 @@ def at_per_layer(layers: pd.DataFrame, path: Path) -> Path:
         for i, (values, part) in enumerate(groups):
             key = dict(zip(keys, values))
             part = part.sort_values("layer")
-            label = (f"{at_tables.task_label(key['task'], key['split'], key['confound'])}{at_tables.variant_label(key)}"
-                     f" {key['condition']} vs {key['ref_model']} ({key.get('spec', '?')})")
+            label = f"{at_tables.setting_label(key)} {key['condition']} vs {key['ref_model']} ({key.get('spec', '?')})"
             ax.plot(part["layer"], part[f"{which}_gain"], "o-", ms=3, lw=1, color=plt.cm.tab20(i % 20), label=label)
         if len(groups) > 1:
             avg = at.groupby("layer")[f"{which}_gain"].mean()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from xferlab.report import papers
-from xferlab.report.frames import aggregate, stats
+from xferlab.report.frames import aggregate, config_key, stats
 from xferlab.report.query import column, metric
 from xferlab.report.v2s_tables import mpce
 
@@ -121,6 +121,13 @@ def mapping_table(prepared: pd.DataFrame) -> pd.DataFrame:
 
 
 SETTING = ["params.model.seg", "params.model.dropout"]
+SOURCE_PARAMS = ("params.model.source", "params.model.pretrain")  # what the control varies
+
+
+def _training_params(*frames: pd.DataFrame) -> list[str]:
+    """Every ``model.*`` and ``train.*`` param of any of ``frames`` but the source's."""
+    return sorted({c for f in frames for c in f.columns
+                   if c.startswith(("params.model.", "params.train.")) and c not in SOURCE_PARAMS})
 
 
 def source_control(control: pd.DataFrame, trained: pd.DataFrame, ref: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -128,9 +135,10 @@ def source_control(control: pd.DataFrame, trained: pd.DataFrame, ref: pd.DataFra
 
     ``control``: prepared runs of the control table (V2S on an untrained source);
     ``trained``: prepared Table 2 runs, all settings (before any selection on validation).
-    Per dataset and setting (seg, dropout): the control's test accuracy, chance (100 /
-    classes), and the same architecture's other sources at that setting, so the gap is what
-    the source's training carries and nothing else (method, setting and architecture are equal).
+    One row per dataset, setting (seg, dropout) and trained source: the control's test
+    accuracy, chance (100 / classes), and that source's runs trained the same way (method,
+    architecture and every model and train param but the source equal), so the gap is what
+    the source's training carries. A control without such runs keeps one row with none.
     """
     cols = ["dataset", "setting", "control_source", "control_mean", "control_std", "control_n", "chance",
             "trained_source", "trained_mean", "trained_std", "trained_n", "trained_minus_control", "paper_v2s_a"]
@@ -138,23 +146,26 @@ def source_control(control: pd.DataFrame, trained: pd.DataFrame, ref: pd.DataFra
         return pd.DataFrame(columns=cols)
     ref = papers.load("v2s_table2") if ref is None else ref
 
+    params = _training_params(control, trained)  # one column set, so equal values give equal keys
+
     def keyed(runs: pd.DataFrame) -> pd.DataFrame:
         setting = [f"seg {s}, dropout {d}" for s, d in zip(column(runs, SETTING[0]), column(runs, SETTING[1]))]
-        return runs.assign(setting=setting, source=column(runs, "params.model.source").fillna("?").astype(str))
+        return runs.assign(setting=setting, source=column(runs, "params.model.source").fillna("?").astype(str),
+                           training=config_key(runs.reindex(columns=params)))
 
     control, trained = keyed(control), keyed(trained)
-    table = aggregate(control, ["dataset", "setting", "method", "arch", "source"], "acc", "control_")
+    by = ["dataset", "setting", "method", "arch", "training"]
+    table = aggregate(control.assign(control_source=control["source"]), [*by, "control_source"], "acc", "control_")
     rows = []
     for _, cell in table.iterrows():
-        same = trained[(trained["dataset"] == cell["dataset"]) & (trained["setting"] == cell["setting"])
-                       & (trained["method"] == cell["method"]) & (trained["arch"] == cell["arch"])
-                       & (trained["source"] != cell["source"])]
-        mean, std, n = stats(same["acc"])
+        same = trained[(trained[by] == cell[by]).all(axis=1) & (trained["source"] != cell["control_source"])]
         classes = control.loc[control["dataset"] == cell["dataset"], "n_classes"].max()
-        rows.append({**cell.drop(["method", "arch", "source"]).to_dict(), "control_source": cell["source"],
-                     "chance": 100.0 / classes if classes == classes and classes else np.nan,
-                     "trained_source": ", ".join(sorted(set(same["source"]))), "trained_mean": mean,
-                     "trained_std": std, "trained_n": n, "trained_minus_control": mean - cell["control_mean"]})
+        base = {**cell.drop(["method", "arch", "training"]).to_dict(),
+                "chance": 100.0 / classes if classes == classes and classes else np.nan}
+        for source, runs in same.groupby("source") if len(same) else [("", same)]:
+            mean, std, n = stats(runs["acc"])
+            rows.append({**base, "trained_source": source, "trained_mean": mean, "trained_std": std,
+                         "trained_n": n, "trained_minus_control": mean - cell["control_mean"]})
     out = pd.DataFrame(rows).merge(ref[["dataset", "v2s_a"]].rename(columns={"v2s_a": "paper_v2s_a"}),
                                    on="dataset", how="left")
     return out[cols]

@@ -167,8 +167,9 @@ def source_control_item(ctx: Context) -> Section:
     if control.empty:
         sec.missing.append(no_runs("the untrained-source control", query))
     table = v2s_ablations.source_control(control, trained)
-    notes = [NOTES[0], "trained: Table 2 runs of the same architecture and setting from other sources, "
-             "all of them (no selection on validation: the setting is fixed by the control)",
+    notes = [NOTES[0], "trained: one row per other source of the same architecture, its Table 2 runs at the "
+             "control's setting trained the same way (every model and train param but the source equal; "
+             "no selection on validation: the control fixes the setting)",
              f"trained runs: {trained_query.describe()}"]
     emit(ctx, sec, "v2s_source_control", "V2S control: untrained vs trained source at the same setting, "
          "test accuracy (%)", table, query, notes, len(control))
