@@ -53,10 +53,9 @@ def _configurations(runs: pd.DataFrame) -> pd.Series:
     keys = config_key(runs)
     labels = cells.copy()
     for cell in cells[keys.groupby(cells).transform("nunique") > 1].unique():
-        mine = runs[cells == cell]
+        mine = runs.loc[cells == cell, [c for c in runs.columns if c.startswith("params.") and c not in SEED_PARAMS]]
         shown = mine.astype(object).where(mine.notna(), "—").astype(str)  # absent: a dash (pandas 3 keeps NaN)
-        params = [c for c in mine.columns if c.startswith("params.") and c not in SEED_PARAMS
-                  and shown[c].nunique() > 1]
+        params = [c for c in shown.columns if shown[c].nunique() > 1]
         for i in mine.index:
             labels[i] = cell + " [" + ", ".join(f"{c[len('params.'):]}={shown.at[i, c]}" for c in params) + "]"
     return labels

@@ -108,15 +108,15 @@ def at_per_layer(layers: pd.DataFrame, path: Path) -> Path:
     (task setting, spec, condition, orthogonal model, tap) and their average; one shared
     legend below the panels."""
     at = layers[layers["condition"].isin(["at", "dual_at"]) & layers["layer"].notna()]
-    keys = [c for c in [*at_tables.TASK, "spec", "condition", "ref_model", "tap"] if c in at.columns]
-    groups = list(at.groupby(keys, dropna=False))  # one line per experiment: never two joined
+    keys = [c for c in at_tables.CELL if c != "layer"]  # a line is a cell across layers: never two joined
+    groups = list(at.groupby(keys, dropna=False))
     legend_rows = -(-(len(groups) + 1) // 3)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6 + 0.2 * legend_rows))
     for ax, which in zip(axes, ("train", "test")):
         for i, (values, part) in enumerate(groups):
             key = dict(zip(keys, values))
             part = part.sort_values("layer")
-            label = f"{at_tables.setting_label(key)} {key['condition']} vs {key['ref_model']} ({key.get('spec', '?')})"
+            label = f"{at_tables.setting_label(key)} {key['condition']} vs {key['ref_model']} ({key['spec']})"
             ax.plot(part["layer"], part[f"{which}_gain"], "o-", ms=3, lw=1, color=plt.cm.tab20(i % 20), label=label)
         if len(groups) > 1:
             avg = at.groupby("layer")[f"{which}_gain"].mean()
