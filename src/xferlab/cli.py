@@ -117,12 +117,26 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_explain)
 
 
+def _add_probe(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("probe", help="where along the source model a V2S run's target classes separate",
+                       description="Fit a logistic regression and 1-nearest-neighbour on the series a "
+                       "finished V2S run trained on, at each depth of its frozen source model (raw series, "
+                       "mel front end, conv front, penultimate layer, logits), without and with the run's "
+                       "program, and score them on the test split (nothing is tuned on it). Prints the "
+                       "table and logs probe.csv and probe.png to the run under probe/.")
+    p.add_argument("run_id", help="the MLflow run id of a FINISHED V2S run (kind v2s, method v2s)")
+    p.add_argument("--out", default="probe", help="folder for probe.csv and probe.png (default: ./probe)")
+    p.add_argument("--no-log", action="store_true", help="do not log the files to the run")
+    p.set_defaults(handler=cmd_probe)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xferlab", description="Run, track, tune and report "
                                      "transfer experiments on audio models (Voice2Series, anti-transfer).")
     parser.add_argument("--version", action="version", version=f"xferlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_data, _add_list, _add_runs, _add_models, _add_explain, _add_quickstart):
+    for add in (_add_run, _add_data, _add_list, _add_runs, _add_models, _add_explain, _add_probe,
+                _add_quickstart):
         add(sub)
     from xferlab.report.cli import add_report_parser
     from xferlab.tuning.cli import add_tune_parser
@@ -157,6 +171,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     if not args.no_log:
         print(f"logged to run {args.run_id} under explain/")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xferlab.jobs.probe import probe
+
+    table, png = probe(args.run_id, Path(args.out), not args.no_log)
+    wide = table.pivot_table(index=["depth", "layer"], columns=["input", "readout"], values="test_accuracy",
+                             sort=False)
+    print((100 * wide).round(1).to_string(na_rep=""))
+    print(f"wrote {png} and {png.with_name('probe.csv')}")
+    if not args.no_log:
+        print(f"logged to run {args.run_id} under probe/")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Trained models are kept with their runs and load again; ``xferlab explain RUN_ID`` redraws
-Figure 4 for any test series and conv layer of a finished V2S run (the smoke store's)."""
+Figure 4 for any test series and conv layer of a finished V2S run (the smoke store's), and
+``xferlab probe RUN_ID`` scores read-outs at each depth of its source model."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,14 +83,46 @@ def test_explain_bad_choices_are_one_line_errors(store, args, message, capsys):
     assert len(err) == 1 and message in err[0]
 
 
-def test_explain_names_what_is_wrong_with_the_run(store, capsys):
+@pytest.mark.parametrize("command", ["explain", "probe"])
+def test_explain_and_probe_name_what_is_wrong_with_the_run(store, capsys, command):
     from xferlab.cli import main
 
     at_run = smoke_run("at")
-    assert main(["explain", at_run.info.run_id]) == 2
-    assert "explain needs a V2S run" in capsys.readouterr().err
-    assert main(["explain", "0123456789abcdef"]) == 2
+    assert main([command, at_run.info.run_id]) == 2
+    assert f"{command} needs a V2S run" in capsys.readouterr().err
+    assert main([command, "0123456789abcdef"]) == 2
     assert "no run '0123456789abcdef'" in capsys.readouterr().err
+
+
+def test_probe_scores_every_depth_on_the_runs_own_training_series(store, tmp_path: Path, capsys):
+    """The raw-series 1-NN row equals a 1-NN written out here on the series the run trained
+    on (its held-out validation left out), and the output row is the run's logged accuracy."""
+    import mlflow
+    import pandas as pd
+
+    from xferlab.cli import main
+    from xferlab.data.ucr import load_ucr
+    from xferlab.jobs.common import stratified_holdout
+
+    run = smoke_run("v2s", table="v2s_table2")
+    assert main(["probe", run.info.run_id, "--out", str(tmp_path / "probe")]) == 0
+    assert "embedding" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "probe" / "probe.csv")
+    assert list(table.layer.unique()) == ["series", "mel_norm", "conv2", "embedding", "logits", "output"]
+    assert len(table) == 2 + 2 * 4 * 2 + 1  # series x 2 read-outs, 4 layers x 2 inputs x 2 read-outs, output
+    assert table.test_accuracy.between(0, 1).all()
+    ds = load_ucr("Coffee")
+    idx, _ = stratified_holdout(ds.y_train, float(run.data.params["train.val_fraction"]), int(run.data.params["seed"]))
+    assert len(idx) < len(ds.y_train)
+    dist = ((ds.x_test[:, None, :] - ds.x_train[idx][None, :, :]) ** 2).sum(axis=-1)
+    nearest = float((ds.y_train[idx][dist.argmin(axis=1)] == ds.y_test).mean())
+    def accuracy(layer: str, readout: str) -> float:
+        return table[(table.layer == layer) & (table.readout == readout)].test_accuracy.item()
+
+    assert accuracy("series", "1-NN") == pytest.approx(nearest)
+    assert accuracy("output", "V2S label mapping") == pytest.approx(run.data.metrics["test_accuracy"], abs=1e-6)
+    logged = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "probe")]
+    assert logged == ["probe/probe.csv", "probe/probe.png"]
 
 
 def test_a_run_without_a_logged_model_is_a_one_line_error(store, capsys):

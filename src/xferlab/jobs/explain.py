@@ -49,17 +49,17 @@ def explain(run_id: str, samples: Sequence[int], layers: Sequence[str] = DEFAULT
     return paths
 
 
-def check_run(run) -> None:
-    """Only a finished V2S (not TF_a) run has a program to explain."""
+def check_run(run, command: str = "explain") -> None:
+    """Only a finished V2S (not TF_a) run has a program to explain or probe."""
     tags, status = run.data.tags, run.info.status
     if tags.get("xferlab.kind") != "v2s":
-        raise UserError(f"run {run.info.run_id} is a {tags.get('xferlab.kind', 'non-xferlab')} run: explain needs "
+        raise UserError(f"run {run.info.run_id} is a {tags.get('xferlab.kind', 'non-xferlab')} run: {command} needs "
                         "a V2S run (tag xferlab.kind = v2s)")
     if tags.get("xferlab.method") == "tf_a":
-        raise UserError(f"run {run.info.run_id} is a TF_a run (a fine-tuned AM, no program to explain): pick a "
+        raise UserError(f"run {run.info.run_id} is a TF_a run (a fine-tuned AM, no program to {command}): pick a "
                         "V2S run of the same cell")
     if status != "FINISHED":
-        raise UserError(f"run {run.info.run_id} is {status}: explain needs a FINISHED run")
+        raise UserError(f"run {run.info.run_id} is {status}: {command} needs a FINISHED run")
 
 
 def check_choices(samples: Sequence[int], layers: Sequence[str], class_index: int | None, model,

@@ -169,3 +169,59 @@ def tsne_representations(v2s: keras.Model, x: np.ndarray,
         reps["TF_a (fine-tuned embedding)"] = features.predict(
             padded_input(tf_a, x), batch_size=128, verbose=0)
     return reps
+
+
+# ---------------------------------------------------------------------------------------
+# Layer probe: where along the AM a target's classes stay separable
+# ---------------------------------------------------------------------------------------
+PROBE_LAYERS = ("mel_norm", "conv2", "embedding", "logits")  # front end, conv front, penultimate, pre-softmax
+PROBE_READOUTS = ("logistic", "1-NN")
+
+
+def probe_readouts(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray,
+                   y_test: np.ndarray) -> dict[str, float]:
+    """Test accuracy of two fixed read-outs fit on the training features (n, d).
+
+    Nothing is tuned, so nothing is chosen on the test split: a logistic regression on
+    standardised features (C = 1, the library default) and 1-nearest-neighbour
+    (Euclidean). A linear read-out is what V2S's label mapping can at best exploit; 1-NN
+    asks whether the classes are separable at all in that representation.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    f_train, f_test = f_train.reshape(len(f_train), -1), f_test.reshape(len(f_test), -1)
+    readouts = {"logistic": make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+                "1-NN": KNeighborsClassifier(n_neighbors=1)}
+    return {name: float((clf.fit(f_train, y_train).predict(f_test) == y_test).mean())
+            for name, clf in readouts.items()}
+
+
+def layer_probe(v2s: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                y_test: np.ndarray, layers: tuple[str, ...] = PROBE_LAYERS) -> list[dict]:
+    """How well a target's classes separate at each depth of the frozen AM.
+
+    Rows ``{depth, layer, input, readout, test_accuracy}``: the raw series (depth 0),
+    then each AM layer for the segment-padded series without a program ("padded") and
+    with the run's program theta ("reprogrammed"), and last the V2S model's own output
+    (its label mapping). Where the probe's accuracy falls along the AM is where the
+    source model's weights, rather than the mel front end, lose the target's classes.
+    """
+    am = inner_am(v2s)
+    rows = [{"depth": 0, "layer": "series", "input": "series", "readout": name, "test_accuracy": acc}
+            for name, acc in probe_readouts(x_train, y_train, x_test, y_test).items()]
+    taps = sub_model(am, *layers)
+    for inputs, wave in (("padded", padded_input), ("reprogrammed", reprogrammed_input)):
+        feats_train = taps.predict(wave(v2s, x_train), batch_size=64, verbose=0)
+        feats_test = taps.predict(wave(v2s, x_test), batch_size=64, verbose=0)
+        if len(layers) == 1:
+            feats_train, feats_test = [feats_train], [feats_test]
+        for depth, (layer, f_tr, f_te) in enumerate(zip(layers, feats_train, feats_test), start=1):
+            rows += [{"depth": depth, "layer": layer, "input": inputs, "readout": name, "test_accuracy": acc}
+                     for name, acc in probe_readouts(f_tr, y_train, f_te, y_test).items()]
+    own = float((v2s.predict(x_test, batch_size=64, verbose=0).argmax(axis=1) == y_test).mean())
+    rows.append({"depth": len(layers) + 1, "layer": "output", "input": "reprogrammed",
+                 "readout": "V2S label mapping", "test_accuracy": own})
+    return rows

@@ -173,3 +173,33 @@ def plot_tsne(points: dict[str, np.ndarray], labels: np.ndarray, path: str | Pat
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_probe(rows: list[dict], path: str | Path, title: str = "", chance: float | None = None) -> Path:
+    """Test accuracy of each read-out at each depth of the AM (``analysis.layer_probe`` rows):
+    one line per input (padded series, reprogrammed series) and read-out, the raw series
+    at the left and the V2S model's own accuracy as a star at the right."""
+    depths = sorted({(r["depth"], r["layer"]) for r in rows})
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    styles = {"padded": "--", "reprogrammed": "-"}
+    markers = {"logistic": "o", "1-NN": "s"}
+    series = {r["readout"]: r["test_accuracy"] for r in rows if r["input"] == "series"}
+    for inputs, line in styles.items():
+        for readout, marker in markers.items():
+            pts = [(0, series[readout])] + [(r["depth"], r["test_accuracy"]) for r in rows
+                                            if r["input"] == inputs and r["readout"] == readout]
+            ax.plot(*zip(*pts), line, marker=marker, ms=5, label=f"{readout}, {inputs}")
+    own = [r for r in rows if r["layer"] == "output"]
+    ax.plot([r["depth"] for r in own], [r["test_accuracy"] for r in own], "*", ms=14, color="black",
+            label="V2S (its label mapping)")
+    if chance is not None:
+        ax.axhline(chance, color="grey", lw=0.8, ls=":", label="chance")
+    ax.set_xticks([d for d, _ in depths], [name for _, name in depths])
+    ax.set_xlabel("depth (raw series, then the frozen AM's layers)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(min(0.4, chance or 1.0) - 0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,63 @@
+"""``xferlab probe RUN_ID``: where along the frozen source model a target's classes separate.
+
+A V2S run gives one number, its test accuracy. When it falls short of the paper, the
+question is where the target's class information is lost: in the mel front end (fixed,
+the paper's), in the source model's learned layers (what its speech taught it), or in
+the program and label mapping. The probe fits two fixed read-outs (logistic regression,
+1-nearest-neighbour) on the series the run trained on, at each depth of the AM, with and
+without the run's program, and scores them on the test split; nothing is tuned on test.
+The table (``probe.csv``) and its figure (``probe.png``) are logged to the run under
+``probe/``.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from xferlab.catalog import DATASETS
+from xferlab.errors import UserError
+from xferlab.jobs.common import MODEL_DIR, stratified_holdout
+from xferlab.jobs.explain import check_run
+
+PROBE_DIR = "probe"
+
+
+def training_series(params: dict, ds) -> tuple:
+    """The (x, y) the run's program was trained on: the UCR training split less the
+    run's held-out validation (val_mode holdout, same fraction and seed), or all of it
+    (val_mode paper, where the test split served as validation)."""
+    if params.get("train.val_mode", "holdout") == "paper":
+        return ds.x_train, ds.y_train
+    idx, _ = stratified_holdout(ds.y_train, float(params["train.val_fraction"]), int(params["seed"]))
+    return ds.x_train[idx], ds.y_train[idx]
+
+
+def probe(run_id: str, out: Path | None = None, log: bool = True) -> tuple[pd.DataFrame, Path]:
+    """The probe table of a finished V2S run and the path of its figure."""
+    from xferlab import tracking
+    from xferlab.jobs.v2s import load_kept
+    from xferlab.v2s import analysis, figures
+
+    run = tracking.get_run(run_id)
+    check_run(run, "probe")
+    try:
+        local = tracking.download_artifact(run_id, MODEL_DIR)
+    except UserError:
+        raise UserError(f"run {run_id} has no logged model ({MODEL_DIR}/): it was made before xferlab kept V2S "
+                        "programs; run its spec again with --force") from None
+    model, meta = load_kept(local)
+    ds = DATASETS.create(meta["dataset"], meta["data"])
+    x_train, y_train = training_series(run.data.params, ds)
+    table = pd.DataFrame(analysis.layer_probe(model, x_train, y_train, ds.x_test, ds.y_test))
+    out = Path(out or tempfile.mkdtemp(prefix="xferlab-probe-"))
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "probe.csv", index=False)
+    title = (f"{ds.name}: {meta['source_name']} v{meta['source_version']}, seg {meta['seg']}, seed "
+             f"{run.data.params.get('seed', '?')} (read-outs fit on {len(x_train)} training series, "
+             f"scored on {len(ds.y_test)} test series)")
+    png = figures.plot_probe(table.to_dict("records"), out / "probe.png", title, chance=1.0 / ds.n_classes)
+    if log:
+        tracking.log_artifacts(run_id, str(out), PROBE_DIR)
+    return table, png
