@@ -80,6 +80,15 @@ def test_train_result_history_and_metrics(trained):
     assert res.metrics["test_loss"] == pytest.approx(best["val_loss"], rel=1e-4)
 
 
+
+def test_validation_cross_entropy_leaves_the_program_penalty_out(trained):
+    """best_val_loss is Keras' validation loss (cross-entropy + the L2 term on theta), which
+    ranks epochs; best_val_ce_loss is the cross-entropy alone, which ranks L2 settings."""
+    res, v2s = trained["result"], trained["v2s"]
+    penalty = 0.05 * float(np.sum(v2s.get_layer("reprogram").theta.numpy() ** 2))
+    assert penalty > 1e-2
+    assert res.metrics["best_val_ce_loss"] + penalty == pytest.approx(res.metrics["best_val_loss"], rel=1e-4)
+
 def _dense_classifier(n_in: int, n_classes: int) -> keras.Model:
     """A model that traces in well under a second: the loops do not care what they train."""
     inp = keras.Input((n_in,))

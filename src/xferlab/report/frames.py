@@ -84,11 +84,19 @@ def cell_labels(frame: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     return parts[0].str.cat(parts[1:], sep=", ")
 
 
+def validation_ce(frame: pd.DataFrame) -> pd.Series:
+    """Each run's validation cross-entropy at its kept epoch: ``best_val_ce_loss``, or
+    ``best_val_loss`` for runs logged before it. Keras' validation loss adds the program's
+    L2 penalty, which grows with the L2 weight: ranking settings of different ``model.l2``
+    on it would always favour the weakest penalty."""
+    return metric(frame, "best_val_ce_loss").fillna(metric(frame, "best_val_loss"))
+
+
 def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cell of ``by`` holding runs of a spec with ``select``: keep the configuration with
-    the lowest mean ``best_val_loss`` over its seeds (the paper's criterion; ties: higher mean
-    ``best_val_accuracy``). Loss, not accuracy: on a validation split of a few series many
-    settings tie on accuracy.
+    the lowest mean validation cross-entropy over its seeds (:func:`validation_ce`; the
+    paper's criterion; ties: higher mean ``best_val_accuracy``). Loss, not accuracy: on a
+    validation split of a few series many settings tie on accuracy.
 
     Only runs that asked for the selection (``select``) and whose validation is held out
     from training are candidates. A cell whose only candidates validated on the test split
@@ -106,7 +114,7 @@ def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.Dat
     held_out_cells = set(cells[selecting & ~on_test])
     candidate = selecting & (~on_test | ~cells.isin(held_out_cells))  # held out; paper only where nothing else
     runs = pd.DataFrame({"cell": cells, "key": config_key(frame), "val": metric(frame, "best_val_accuracy") * 100,
-                         "loss": metric(frame, "best_val_loss"), "test": metric(frame, "test_accuracy") * 100})
+                         "loss": validation_ce(frame), "test": metric(frame, "test_accuracy") * 100})
     configs = runs[candidate].groupby(["cell", "key"], sort=False).agg(
         val=("val", "mean"), loss=("loss", "mean"), test=("test", "mean"), runs=("val", "size"))
     configs = configs.reset_index().sort_values(["loss", "val"], ascending=[True, False], na_position="last")

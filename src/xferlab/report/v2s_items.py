@@ -52,8 +52,9 @@ def emit_selected(ctx: Context, sec: Section, table: str, title: str, frame: pd.
     emit(ctx, sec, table, title, frame, query,
          notes + [f"{len(chosen)} cell(s) use the setting chosen on validation: see {table}_selection"], runs)
     picked = chosen.rename(columns={"column": "paper column"})
-    picked_notes = ["per cell, the setting with the lowest mean best_val_loss over its seeds (ties: higher val "
-                    "accuracy); the other settings' runs are left out of the main table",
+    picked_notes = ["per cell, the setting with the lowest mean validation cross-entropy over its seeds "
+                    "(best_val_ce_loss: without the program's L2 penalty, which differs between L2 settings; "
+                    "ties: higher val accuracy); the other settings' runs are left out of the main table",
                     "best_test_accuracy: the best any setting reached on test (what choosing on test would give); "
                     "with val_mode paper the validation set IS the test set"]
     emit(ctx, sec, f"{table}_selection", f"{table}: settings chosen on validation", picked, query, picked_notes,

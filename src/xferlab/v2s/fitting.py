@@ -136,15 +136,27 @@ def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.nda
         raise Diverged(what)
     reporter.restore_best()
     best = next((h for h in reporter.history if h["epoch"] == reporter.best_epoch), {})
+    if isinstance(val, tuple) and model.losses:  # a regularised model: its val_loss holds the penalty too
+        best = {**best, "val_ce_loss": float(sparse_ce(model.predict(val[0], batch_size=batch_size, verbose=0),
+                                                       np.asarray(val[1], np.int64)).mean())}
     return scored(model, reporter.history, reporter.best_epoch, best, test, batch_size)
 
 
 def scored(model: keras.Model, history: list[dict[str, float]], best_epoch: int, best: dict[str, float],
            test: tuple[np.ndarray, np.ndarray] | None, batch_size: int) -> TrainResult:
     """The :class:`TrainResult` of the model as it stands: ``best`` holds the kept epoch's
-    ``val_loss`` and ``val_accuracy``; test metrics and confusion when ``test`` is given."""
+    ``val_loss`` and ``val_accuracy`` (and ``val_ce_loss``, the validation cross-entropy
+    alone); test metrics and confusion when ``test`` is given.
+
+    ``best_val_loss`` is Keras' validation loss, which adds the model's regularisation (the
+    program's L2 term): it ranks epochs of one run, but not settings of different L2, where
+    the penalty itself differs. ``best_val_ce_loss`` leaves the penalty out, so it ranks
+    settings (``report.frames.select_on_validation``); without a separate value it is the
+    validation loss.
+    """
     metrics = {"best_epoch": float(best_epoch), "epochs_run": float(len(history)),
                "best_val_loss": best.get("val_loss", np.nan),
+               "best_val_ce_loss": best.get("val_ce_loss", best.get("val_loss", np.nan)),
                "best_val_accuracy": best.get("val_accuracy", np.nan)}
     confusion = None
     if test is not None and test[0] is not None:
