@@ -121,7 +121,7 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="where along the source model a V2S run's target classes separate",
                        description="Fit a logistic regression and 1-nearest-neighbour on the series a "
                        "finished V2S run trained on, at each depth of its frozen source model (raw series, "
-                       "mel front end, conv front, penultimate layer, logits), without and with the run's "
+                       "mel front end, second conv layer, penultimate layer, logits), without and with the run's "
                        "program, and score them on the test split (nothing is tuned on it). Prints the "
                        "table and logs probe.csv and probe.png to the run under probe/.")
     p.add_argument("run_id", help="the MLflow run id of a FINISHED V2S run (kind v2s, method v2s)")

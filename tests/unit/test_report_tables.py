@@ -279,10 +279,10 @@ def test_select_on_validation_keeps_the_lowest_val_loss_setting_per_cell():
     assert set(frames.consistency(kept, ["dataset", "column"])["dataset"]) == {"GunPoint"}
 
 
-
 def test_l2_settings_are_ranked_on_validation_cross_entropy_not_on_the_penalised_loss():
     """best_val_loss adds the program's L2 term, larger the larger model.l2: the setting with
-    the lower cross-entropy wins; a run logged before best_val_ce_loss falls back on its loss."""
+    the lower cross-entropy wins. A cell holding a run logged before best_val_ce_loss (Trace's
+    r3) ranks all its runs on best_val_loss, never one quantity against the other."""
     sel = {"tags.xferlab.select": "model.l2", "params.model.dropout": "0.2", "metrics.best_val_accuracy": 1.0}
     runs = pd.DataFrame([
         v2s_run(1, "GunPoint", 0.85, **sel, **{"params.model.l2": "0.0", "metrics.best_val_loss": 0.10,
@@ -295,6 +295,7 @@ def test_l2_settings_are_ranked_on_validation_cross_entropy_not_on_the_penalised
     kept, chosen = frames.select_on_validation(v2s_tables.prepare(runs), ["dataset", "column"])
     assert list(kept["run_id"]) == ["r2", "r3"]
     assert chosen.set_index("dataset").loc["GunPoint", "chosen"] == "model.l2=0.001"
+
 
 def test_selection_is_among_runs_that_asked_for_it_with_held_out_validation():
     """Issue 13: a run without ``select`` or validated on the test split is never a candidate

@@ -80,7 +80,6 @@ def test_train_result_history_and_metrics(trained):
     assert res.metrics["test_loss"] == pytest.approx(best["val_loss"], rel=1e-4)
 
 
-
 def test_validation_cross_entropy_leaves_the_program_penalty_out(trained):
     """best_val_loss is Keras' validation loss (cross-entropy + the L2 term on theta), which
     ranks epochs; best_val_ce_loss is the cross-entropy alone, which ranks L2 settings."""
@@ -88,6 +87,7 @@ def test_validation_cross_entropy_leaves_the_program_penalty_out(trained):
     penalty = 0.05 * float(np.sum(v2s.get_layer("reprogram").theta.numpy() ** 2))
     assert penalty > 1e-2
     assert res.metrics["best_val_ce_loss"] + penalty == pytest.approx(res.metrics["best_val_loss"], rel=1e-4)
+
 
 def _dense_classifier(n_in: int, n_classes: int) -> keras.Model:
     """A model that traces in well under a second: the loops do not care what they train."""
@@ -326,3 +326,15 @@ def test_figures_write_pngs(trained, am, tmp_path):
              figures.plot_tsne(figures.tsne_points(reps), y[:12], tmp_path / "tsne.png")]
     for path in paths:
         assert path.exists() and path.stat().st_size > 5000
+
+
+def test_probe_layers_are_named_in_every_built_am_and_missing_ones_are_listed(am):
+    """``xferlab probe`` reads layers by name: the AMs xferlab builds have them all (the
+    catalog's every Keras family, tiny), an imported model may not and is told which."""
+    from xferlab.catalog import MODELS
+
+    tiny = {MODELS.meta(a)["tiny"] for a in MODELS.names() if MODELS.meta(a)["framework"] == "keras"}
+    assert len(tiny) >= 3
+    for arch in sorted(tiny):
+        assert analysis.missing_layers(MODELS.create(arch, 4)) == [], arch
+    assert analysis.missing_layers(_dense_classifier(16000, 2)) == list(analysis.PROBE_LAYERS)

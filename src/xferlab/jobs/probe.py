@@ -5,7 +5,8 @@ question is where the target's class information is lost: in the mel front end (
 the paper's), in the source model's learned layers (what its speech taught it), or in
 the program and label mapping. The probe fits two fixed read-outs (logistic regression,
 1-nearest-neighbour) on the series the run trained on, at each depth of the AM, with and
-without the run's program, and scores them on the test split; nothing is tuned on test.
+without the run's program, and scores them on the test split; the read-outs tune nothing
+there (a ``val_mode: paper`` run's own program, its last row, kept the epoch best on test).
 The table (``probe.csv``) and its figure (``probe.png``) are logged to the run under
 ``probe/``.
 """
@@ -30,6 +31,10 @@ def training_series(params: dict, ds) -> tuple:
     (val_mode paper, where the test split served as validation)."""
     if params.get("train.val_mode", "holdout") == "paper":
         return ds.x_train, ds.y_train
+    missing = [k for k in ("train.val_fraction", "seed") if k not in params]
+    if missing:
+        raise UserError(f"the run has no {missing[0]} param, so its training series cannot be rebuilt: run its "
+                        "spec again with --force")
     idx, _ = stratified_holdout(ds.y_train, float(params["train.val_fraction"]), int(params["seed"]))
     return ds.x_train[idx], ds.y_train[idx]
 
@@ -48,6 +53,10 @@ def probe(run_id: str, out: Path | None = None, log: bool = True) -> tuple[pd.Da
         raise UserError(f"run {run_id} has no logged model ({MODEL_DIR}/): it was made before xferlab kept V2S "
                         "programs; run its spec again with --force") from None
     model, meta = load_kept(local)
+    missing = analysis.missing_layers(analysis.inner_am(model))
+    if missing:
+        raise UserError(f"the run's source model {meta['source_name']} has no layer {missing[0]!r}: probe reads "
+                        f"{', '.join(analysis.PROBE_LAYERS)}, which every AM xferlab builds names so")
     ds = DATASETS.create(meta["dataset"], meta["data"])
     x_train, y_train = training_series(run.data.params, ds)
     table = pd.DataFrame(analysis.layer_probe(model, x_train, y_train, ds.x_test, ds.y_test))

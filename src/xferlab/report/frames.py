@@ -84,12 +84,15 @@ def cell_labels(frame: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     return parts[0].str.cat(parts[1:], sep=", ")
 
 
-def validation_ce(frame: pd.DataFrame) -> pd.Series:
-    """Each run's validation cross-entropy at its kept epoch: ``best_val_ce_loss``, or
-    ``best_val_loss`` for runs logged before it. Keras' validation loss adds the program's
-    L2 penalty, which grows with the L2 weight: ranking settings of different ``model.l2``
-    on it would always favour the weakest penalty."""
-    return metric(frame, "best_val_ce_loss").fillna(metric(frame, "best_val_loss"))
+def validation_ce(frame: pd.DataFrame, cells: pd.Series) -> pd.Series:
+    """Each run's validation cross-entropy at its kept epoch (``best_val_ce_loss``). Keras'
+    validation loss (``best_val_loss``) adds the program's L2 penalty, which grows with the
+    L2 weight, so ranking settings of different ``model.l2`` on it is biased towards the
+    weakest penalty. A cell holding a run logged before ``best_val_ce_loss`` existed ranks
+    all its runs on ``best_val_loss``, so one cell never compares the two quantities."""
+    ce, loss = metric(frame, "best_val_ce_loss"), metric(frame, "best_val_loss")
+    every = ce.notna().groupby(cells).transform("all")
+    return ce.where(every, loss)
 
 
 def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -114,7 +117,7 @@ def select_on_validation(frame: pd.DataFrame, by: Sequence[str]) -> tuple[pd.Dat
     held_out_cells = set(cells[selecting & ~on_test])
     candidate = selecting & (~on_test | ~cells.isin(held_out_cells))  # held out; paper only where nothing else
     runs = pd.DataFrame({"cell": cells, "key": config_key(frame), "val": metric(frame, "best_val_accuracy") * 100,
-                         "loss": validation_ce(frame), "test": metric(frame, "test_accuracy") * 100})
+                         "loss": validation_ce(frame, cells), "test": metric(frame, "test_accuracy") * 100})
     configs = runs[candidate].groupby(["cell", "key"], sort=False).agg(
         val=("val", "mean"), loss=("loss", "mean"), test=("test", "mean"), runs=("val", "size"))
     configs = configs.reset_index().sort_values(["loss", "val"], ascending=[True, False], na_position="last")

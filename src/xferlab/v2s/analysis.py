@@ -174,8 +174,13 @@ def tsne_representations(v2s: keras.Model, x: np.ndarray,
 # ---------------------------------------------------------------------------------------
 # Layer probe: where along the AM a target's classes stay separable
 # ---------------------------------------------------------------------------------------
-PROBE_LAYERS = ("mel_norm", "conv2", "embedding", "logits")  # front end, conv front, penultimate, pre-softmax
-PROBE_READOUTS = ("logistic", "1-NN")
+PROBE_LAYERS = ("mel_norm", "conv2", "embedding", "logits")  # mel front end, 2nd conv, penultimate, pre-softmax
+
+
+def missing_layers(am: keras.Model, layers: tuple[str, ...] = PROBE_LAYERS) -> list[str]:
+    """The probe layers ``am`` lacks (every AM xferlab builds has them; an imported one may not)."""
+    names = {layer.name for layer in am.layers}
+    return [name for name in layers if name not in names]
 
 
 def probe_readouts(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray,
@@ -183,9 +188,9 @@ def probe_readouts(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray,
     """Test accuracy of two fixed read-outs fit on the training features (n, d).
 
     Nothing is tuned, so nothing is chosen on the test split: a logistic regression on
-    standardised features (C = 1, the library default) and 1-nearest-neighbour
-    (Euclidean). A linear read-out is what V2S's label mapping can at best exploit; 1-NN
-    asks whether the classes are separable at all in that representation.
+    standardised features (C = 1, the library default) asks how far the classes are
+    linearly separable there, 1-nearest-neighbour (Euclidean) whether they are separable
+    at all.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -199,6 +204,17 @@ def probe_readouts(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray,
             for name, clf in readouts.items()}
 
 
+def probe_features(tap: keras.Model, waves: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """(n, d) features of one layer, ``chunk`` waveforms at a time; a conv layer's channels
+    are averaged, so a wide conv (the U-Net's conv2: 63 x 80 x 32) costs what a 1-channel
+    one does (n x T x F floats)."""
+    out = []
+    for i in range(0, len(waves), chunk):
+        f = tap.predict(waves[i:i + chunk], batch_size=64, verbose=0)
+        out.append((f.mean(axis=-1) if f.ndim == 4 else f).reshape(len(f), -1))
+    return np.concatenate(out, axis=0)
+
+
 def layer_probe(v2s: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                 y_test: np.ndarray, layers: tuple[str, ...] = PROBE_LAYERS) -> list[dict]:
     """How well a target's classes separate at each depth of the frozen AM.
@@ -208,19 +224,18 @@ def layer_probe(v2s: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_te
     with the run's program theta ("reprogrammed"), and last the V2S model's own output
     (its label mapping). Where the probe's accuracy falls along the AM is where the
     source model's weights, rather than the mel front end, lose the target's classes.
+    One layer at a time, so only one layer's features are held in memory.
     """
     am = inner_am(v2s)
     rows = [{"depth": 0, "layer": "series", "input": "series", "readout": name, "test_accuracy": acc}
             for name, acc in probe_readouts(x_train, y_train, x_test, y_test).items()]
-    taps = sub_model(am, *layers)
     for inputs, wave in (("padded", padded_input), ("reprogrammed", reprogrammed_input)):
-        feats_train = taps.predict(wave(v2s, x_train), batch_size=64, verbose=0)
-        feats_test = taps.predict(wave(v2s, x_test), batch_size=64, verbose=0)
-        if len(layers) == 1:
-            feats_train, feats_test = [feats_train], [feats_test]
-        for depth, (layer, f_tr, f_te) in enumerate(zip(layers, feats_train, feats_test), start=1):
+        w_train, w_test = wave(v2s, x_train), wave(v2s, x_test)
+        for depth, layer in enumerate(layers, start=1):
+            tap = sub_model(am, layer)
+            scores = probe_readouts(probe_features(tap, w_train), y_train, probe_features(tap, w_test), y_test)
             rows += [{"depth": depth, "layer": layer, "input": inputs, "readout": name, "test_accuracy": acc}
-                     for name, acc in probe_readouts(f_tr, y_train, f_te, y_test).items()]
+                     for name, acc in scores.items()]
     own = float((v2s.predict(x_test, batch_size=64, verbose=0).argmax(axis=1) == y_test).mean())
     rows.append({"depth": len(layers) + 1, "layer": "output", "input": "reprogrammed",
                  "readout": "V2S label mapping", "test_accuracy": own})

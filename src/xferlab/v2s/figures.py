@@ -197,7 +197,7 @@ def plot_probe(rows: list[dict], path: str | Path, title: str = "", chance: floa
     ax.set_xticks([d for d, _ in depths], [name for _, name in depths])
     ax.set_xlabel("depth (raw series, then the frozen AM's layers)")
     ax.set_ylabel("test accuracy")
-    ax.set_ylim(min(0.4, chance or 1.0) - 0.02, 1.02)
+    ax.set_ylim(min(0.4, chance or 1.0, *(r["test_accuracy"] for r in rows)) - 0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=7, loc="lower left")
     ax.set_title(title, fontsize=9)

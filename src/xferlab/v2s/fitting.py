@@ -96,7 +96,8 @@ def sparse_ce(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def evaluate_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
                         batch_size: int = 64, prefix: str = "test") -> tuple[dict[str, float], np.ndarray]:
-    """Loss (+ the model's regularisation terms, as in Keras), accuracy, macro F1, MPCE term.
+    """Loss (+ the model's regularisation terms, as in Keras), the cross-entropy alone,
+    accuracy, macro F1, MPCE term.
 
     ``{prefix}_mpce_term`` is error_rate / n_classes: summing it over datasets gives the
     MPCE of Table 2 (Wang et al. 2017).
@@ -107,7 +108,8 @@ def evaluate_classifier(model: keras.Model, x: np.ndarray, y: np.ndarray,
     pred = scores.argmax(axis=1)
     reg = float(sum(float(keras.ops.convert_to_numpy(l)) for l in model.losses))
     acc = float((pred == y).mean())
-    metrics = {f"{prefix}_loss": float(sparse_ce(scores, y).mean()) + reg,
+    ce = float(sparse_ce(scores, y).mean())
+    metrics = {f"{prefix}_loss": ce + reg, f"{prefix}_ce_loss": ce,
                f"{prefix}_accuracy": acc,
                f"{prefix}_f1_macro": float(f1_score(y, pred, average="macro", labels=range(n_classes),
                                                     zero_division=0)),
