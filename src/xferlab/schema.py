@@ -105,6 +105,13 @@ def dataset_options(dataset: str) -> Optional[type]:
     return DATASETS.meta(dataset).get("options")
 
 
+def foreign_data_keys(data: dict[str, Any]) -> list[str]:
+    """Keys of a data section that are options of another dataset, not of its own (e.g. a
+    synthetic corpus's ``profile`` once ``--set data.dataset=gsc/words`` names real speech)."""
+    options = dataset_options(data.get("dataset", Data().dataset))
+    own = set(_fields(options)) if options else set()
+    return [k for k in data if k not in _fields(Data) and k not in own]
+
 def data_keys() -> dict[str, Any]:
     """Common data keys and every dataset's options, with their types."""
     from xferlab.registry import DATASETS

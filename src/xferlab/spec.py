@@ -197,8 +197,10 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     """Apply ``--set`` overrides; naming a grid axis fixes it (the axis is dropped)."""
     tree = copy.deepcopy(tree)
     valid = schema.leaf_keys(schema.schema_for(tree.get("kind")))
+    named: set[str] = set()  # data keys the command line set itself
     for text in overrides:
         key, value = parse_override(text)
+        named.add(key)
         if key.startswith("grid."):
             axis = key[len("grid."):]
             _check_key(axis, valid, "--set grid")
@@ -218,12 +220,22 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             raise UserError(WHOLE_KEYS[key])
         _check_key(key, valid, "--set")
         set_dotted(tree, key, value)
+        if key == "data.dataset":
+            drop_foreign_options(tree["data"], named)
         grid = tree.get("grid")
         for block in [grid] if isinstance(grid, dict) else grid if isinstance(grid, list) else []:
             if isinstance(block, dict):  # a union grid: the axis is fixed in every block
                 block.pop(key, None)
     return tree
 
+
+def drop_foreign_options(data: dict[str, Any], named: set[str]) -> None:
+    """``--set data.dataset=X`` on a spec written for another dataset: the spec's options of
+    that other dataset (a synthetic corpus's ``profile``) do not apply to X and are dropped.
+    One the command line set itself stays, so validation names it."""
+    for key in schema.foreign_data_keys(data):
+        if f"data.{key}" not in named:
+            data.pop(key)
 
 def _check_key(key: str, valid: Mapping[str, Any], where: str) -> None:
     if key not in valid:

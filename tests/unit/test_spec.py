@@ -78,6 +78,20 @@ def test_grid_override(specs: Path):
     assert {i.dataset for i in spec.instances} == {"ucr/Trace"}
 
 
+
+def test_switching_the_dataset_on_the_command_line_drops_the_old_datasets_options():
+    """The source spec's README recipe for real speech: `--set data.dataset=gsc/words` on a
+    spec written for the synthetic corpus. Its `profile` is the corpus's option, not one of
+    Speech Commands, and goes; a `profile` the command line sets itself is still refused."""
+    source = Path(__file__).resolve().parents[2] / "experiments" / "sources" / "attrnn.yaml"
+    spec = load_spec(source, ["data.dataset=gsc/words", "data.root=/data/speech_commands_v0.02"])
+    data = spec.instances[0].config["data"]
+    assert data["dataset"] == "gsc/words" and data["root"] == "/data/speech_commands_v0.02"
+    assert "profile" not in data
+    assert spec.instances[0].get("train.perturb") == ["speed"]  # the recipe itself stays
+    with pytest.raises(UserError, match="data.profile is not an option of dataset 'gsc/words'"):
+        load_spec(source, ["data.profile=small", "data.dataset=gsc/words"])
+
 @pytest.mark.parametrize("override, message", [
     ("train.epoch=2", "unknown key 'train.epoch' in --set: did you mean 'train.epochs'?"),
     ("train.epochs=2.5", "train.epochs = 2.5 is not a valid value: expected int"),
