@@ -16,9 +16,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from mlflow import MlflowClient
 
 from tests.conftest import fresh_env, run_cli
+
+pytestmark = pytest.mark.slow  # default-run time: on 2026-12-07's slower host the default run took 657 s with these; run with -m slow
 
 
 ROLES = ("--role", "final", "--role", "smoke")  # smoke specs' runs count whichever role the runner gives them

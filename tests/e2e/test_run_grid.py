@@ -11,10 +11,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+
 from mlflow import MlflowClient
 
 from tests.conftest import ROOT, fresh_env, run_cli_together
 from tests.e2e.test_tune import CHEAP, STUDY, check_trials_are_children, finish, start_cli
+
+pytestmark = pytest.mark.slow  # default-run time: on 2026-12-07's slower host the default run took 657 s with these; run with -m slow
+
 
 GRID = f"""\
 base: {ROOT / 'experiments/smoke/at.yaml'}

@@ -120,6 +120,7 @@ def test_bad_v2s_settings_fail_cleanly(v2s_dir):
     assert new[0].info.status == "FAILED" and "traceback.txt" in artifact_names(client, new[0].info.run_id)
 
 
+@pytest.mark.slow  # default-run time: on 2026-12-07's slower host the default run took 657 s with these; run with -m slow
 def test_smoke_at_from_empty_store(smoke_store, tmp_path: Path):
     workdir, _, outs = smoke_store
     out = outs["at"]
@@ -147,6 +148,7 @@ def test_smoke_at_from_empty_store(smoke_store, tmp_path: Path):
     assert f"summary run {summary.info.run_id}" in out.stdout
 
 
+@pytest.mark.slow  # default-run time: on 2026-12-07's slower host the default run took 657 s with these; run with -m slow
 @pytest.mark.parametrize("name", ["v2s", "at"])
 def test_each_smoke_run_recorded_the_models_its_kind_loads(smoke_store, name: str,
                                                           monkeypatch: pytest.MonkeyPatch):

@@ -24,16 +24,9 @@ def explain(run_id: str, samples: Sequence[int], layers: Sequence[str] = DEFAULT
             class_index: int | None = None, out: Path | None = None, log: bool = True) -> list[Path]:
     """Write (and log to the run) one CAM panel per test sample; their paths."""
     from xferlab import tracking
-    from xferlab.jobs.v2s import load_kept
     from xferlab.v2s import analysis, figures
 
-    check_run(tracking.get_run(run_id))
-    try:
-        local = tracking.download_artifact(run_id, MODEL_DIR)
-    except UserError:
-        raise UserError(f"run {run_id} has no logged model ({MODEL_DIR}/): it was made before xferlab kept V2S "
-                        "programs; run its spec again with --force") from None
-    model, meta = load_kept(local)
+    _, model, meta = kept_v2s(run_id)
     ds = DATASETS.create(meta["dataset"], meta["data"])
     check_choices(samples, layers, class_index, model, len(ds.x_test), ds.n_classes, meta["dataset"])
     out = Path(out or tempfile.mkdtemp(prefix="xferlab-explain-"))
@@ -48,6 +41,22 @@ def explain(run_id: str, samples: Sequence[int], layers: Sequence[str] = DEFAULT
         tracking.log_artifacts(run_id, str(out), "explain")
     return paths
 
+
+def kept_v2s(run_id: str, command: str = "explain"):
+    """(run, V2S model, meta) of a finished V2S run, from its kept program on the pinned
+    source version; one-line errors for any other run or one made before programs were kept."""
+    from xferlab import tracking
+    from xferlab.jobs.v2s import load_kept
+
+    run = tracking.get_run(run_id)
+    check_run(run, command)
+    try:
+        local = tracking.download_artifact(run_id, MODEL_DIR)
+    except UserError:
+        raise UserError(f"run {run_id} has no logged model ({MODEL_DIR}/): it was made before xferlab kept V2S "
+                        "programs; run its spec again with --force") from None
+    model, meta = load_kept(local)
+    return run, model, meta
 
 def check_run(run, command: str = "explain") -> None:
     """Only a finished V2S (not TF_a) run has a program to explain or probe."""

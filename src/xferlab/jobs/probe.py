@@ -19,8 +19,8 @@ import pandas as pd
 
 from xferlab.catalog import DATASETS
 from xferlab.errors import UserError
-from xferlab.jobs.common import MODEL_DIR, stratified_holdout
-from xferlab.jobs.explain import check_run
+from xferlab.jobs.common import stratified_holdout
+from xferlab.jobs.explain import kept_v2s
 
 PROBE_DIR = "probe"
 
@@ -42,17 +42,9 @@ def training_series(params: dict, ds) -> tuple:
 def probe(run_id: str, out: Path | None = None, log: bool = True) -> tuple[pd.DataFrame, Path]:
     """The probe table of a finished V2S run and the path of its figure."""
     from xferlab import tracking
-    from xferlab.jobs.v2s import load_kept
     from xferlab.v2s import analysis, figures
 
-    run = tracking.get_run(run_id)
-    check_run(run, "probe")
-    try:
-        local = tracking.download_artifact(run_id, MODEL_DIR)
-    except UserError:
-        raise UserError(f"run {run_id} has no logged model ({MODEL_DIR}/): it was made before xferlab kept V2S "
-                        "programs; run its spec again with --force") from None
-    model, meta = load_kept(local)
+    run, model, meta = kept_v2s(run_id, "probe")
     missing = analysis.missing_layers(analysis.inner_am(model))
     if missing:
         raise UserError(f"the run's source model {meta['source_name']} has no layer {missing[0]!r}: probe reads "
