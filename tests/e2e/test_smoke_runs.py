@@ -86,6 +86,7 @@ def test_smoke_v2s_from_empty_store(v2s_dir):
     assert not [name for name, out in v2s_dir[2].items() if "TensorSpec(" in out.stdout]
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_second_run_skips_finished_instance(v2s_dir):
     workdir, env, _ = v2s_dir
     before = len(finished_runs(client_for(workdir), "v2s"))

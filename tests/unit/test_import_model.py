@@ -27,6 +27,7 @@ def one_error(capsys) -> str:
     return err[0]
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_a_keras_am_is_registered_and_loads_like_a_trained_one(store: Path, capsys):
     from xferlab import tracking
     from xferlab.catalog import MODELS

@@ -122,12 +122,14 @@ def test_meta_names_a_tiny_of_the_same_framework(name):
     assert meta(tiny)["tiny"] == tiny and meta(tiny)["framework"] == meta(name)["framework"]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n if meta(n)["tiny"] == n else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in NAMES])  # full-size builds: -m slow (default-run time)
 def test_builds_and_forwards(name):
     c = case(name)
     c["forward"](c["build"](name))
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_save_load_identical_outputs(name, tmp_path):
     case(name)["round_trip"](name, tmp_path)

@@ -44,6 +44,7 @@ def test_item_on_an_empty_store_says_it_has_no_runs(name: str, empty_store, tmp_
     assert report.index.is_file() and report.workbook.is_file()
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_a_whole_report_imports_no_tuning_optuna_or_frameworks(empty_store, tmp_path: Path):
     """Every item built in a fresh process: none of them pulls in xferlab.tuning, optuna,
     TensorFlow or PyTorch, not even through an import inside a function."""

@@ -18,6 +18,7 @@ def test_param_counts(arch, low, high):
     assert low <= n <= high, n
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 @pytest.mark.parametrize("arch", TINY)
 def test_tiny_round_trip_identical_predictions(arch, tmp_path):
     am = MODELS.create(arch, 5)

@@ -147,6 +147,7 @@ def test_a_late_divergence_restores_the_best_finite_epoch():
     assert res.metrics["test_loss"] == pytest.approx(best["val_loss"], rel=1e-4)  # test = val set here
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_patience_stops_after_epochs_without_a_better_validation_loss():
     """train.patience (V2S and source pretraining): with the weights poisoned after epoch 1,
     no later epoch is better, so patience 2 ends training after epoch 3 of 10 and the best
@@ -171,6 +172,7 @@ def test_non_finite_val_loss_is_never_the_best(trained, val_loss: float):
     assert not reporter.diverged and reporter.best_epoch == 2
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_v2s_round_trip(trained, tmp_path):
     v2s, x = trained["v2s"], trained["x"]
     v2s.save(tmp_path / "v2s.keras")
@@ -179,6 +181,7 @@ def test_v2s_round_trip(trained, tmp_path):
     assert again.get_layer("label_map").index_lists == v2s.get_layer("label_map").index_lists
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_tf_a_fine_tunes_the_am(am):
     x, y = _target_data(16)
     tf_a = build_tf_a(am, 2, L, seed=0)
@@ -252,6 +255,7 @@ def test_sliced_wasserstein():
     assert analysis.sliced_wasserstein(a, a + 3.0, seed=0) == shifted  # seeded
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_pretrain_source_and_augmentation(am):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 16000)).astype("float32")
@@ -313,6 +317,7 @@ def test_pretraining_that_diverges_raises():
                         lr=1e20, augment=False)
 
 
+@pytest.mark.slow  # default-run time (6-minute budget on 2026-12-07's slower host); run with -m slow
 def test_figures_write_pngs(trained, am, tmp_path):
     v2s, x, y = trained["v2s"], trained["x"], trained["y"]
     cam = analysis.cam_analysis(v2s, x[0])
