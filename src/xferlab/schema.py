@@ -112,6 +112,7 @@ def foreign_data_keys(data: dict[str, Any]) -> list[str]:
     own = set(_fields(options)) if options else set()
     return [k for k in data if k not in _fields(Data) and k not in own]
 
+
 def data_keys() -> dict[str, Any]:
     """Common data keys and every dataset's options, with their types."""
     from xferlab.registry import DATASETS

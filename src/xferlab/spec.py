@@ -197,7 +197,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     """Apply ``--set`` overrides; naming a grid axis fixes it (the axis is dropped)."""
     tree = copy.deepcopy(tree)
     valid = schema.leaf_keys(schema.schema_for(tree.get("kind")))
-    named: set[str] = set()  # data keys the command line set itself
+    named: set[str] = set()  # keys the command line set itself (drop_foreign_options keeps them)
     for text in overrides:
         key, value = parse_override(text)
         named.add(key)
@@ -236,6 +236,7 @@ def drop_foreign_options(data: dict[str, Any], named: set[str]) -> None:
     for key in schema.foreign_data_keys(data):
         if f"data.{key}" not in named:
             data.pop(key)
+
 
 def _check_key(key: str, valid: Mapping[str, Any], where: str) -> None:
     if key not in valid:

@@ -58,6 +58,7 @@ def kept_v2s(run_id: str, command: str = "explain"):
     model, meta = load_kept(local)
     return run, model, meta
 
+
 def check_run(run, command: str = "explain") -> None:
     """Only a finished V2S (not TF_a) run has a program to explain or probe."""
     tags, status = run.data.tags, run.info.status

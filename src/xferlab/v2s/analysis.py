@@ -229,10 +229,10 @@ def layer_probe(v2s: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_te
     am = inner_am(v2s)
     rows = [{"depth": 0, "layer": "series", "input": "series", "readout": name, "test_accuracy": acc}
             for name, acc in probe_readouts(x_train, y_train, x_test, y_test).items()]
+    taps = [sub_model(am, layer) for layer in layers]  # built once: each traces its predict once
     for inputs, wave in (("padded", padded_input), ("reprogrammed", reprogrammed_input)):
         w_train, w_test = wave(v2s, x_train), wave(v2s, x_test)
-        for depth, layer in enumerate(layers, start=1):
-            tap = sub_model(am, layer)
+        for depth, (layer, tap) in enumerate(zip(layers, taps), start=1):
             scores = probe_readouts(probe_features(tap, w_train), y_train, probe_features(tap, w_test), y_test)
             rows += [{"depth": depth, "layer": layer, "input": inputs, "readout": name, "test_accuracy": acc}
                      for name, acc in scores.items()]

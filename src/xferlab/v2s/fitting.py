@@ -139,8 +139,7 @@ def fit_and_report(model: keras.Model, train: Any, val: tuple[np.ndarray, np.nda
     reporter.restore_best()
     best = next((h for h in reporter.history if h["epoch"] == reporter.best_epoch), {})
     if isinstance(val, tuple) and model.losses:  # a regularised model: its val_loss holds the penalty too
-        best = {**best, "val_ce_loss": float(sparse_ce(model.predict(val[0], batch_size=batch_size, verbose=0),
-                                                       np.asarray(val[1], np.int64)).mean())}
+        best = {**best, "val_ce_loss": evaluate_classifier(model, *val, batch_size, prefix="val")[0]["val_ce_loss"]}
     return scored(model, reporter.history, reporter.best_epoch, best, test, batch_size)
 
 
